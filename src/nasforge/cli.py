@@ -1,0 +1,361 @@
+"""The ``nasforge`` command line: search, benchmark, show, resume.
+
+Input errors print one line, ``nasforge: error: ...``, naming what was wrong and what is
+accepted, and exit with status 2 without a traceback. Progress goes to stderr so that ``--json``
+output on stdout stays machine-readable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from nasforge import factory
+from nasforge.errors import ConfigError, NasforgeError
+
+EPILOG_SEARCH = """examples:
+  # 100 queries of the NAS-Bench-201 table (seconds), regularized evolution:
+  nasforge search --space nb201 --estimator benchmark --dataset cifar10 \
+      --strategy evolution --budget 100
+  # real training on Fashion-MNIST, 3 epochs per candidate, stored so it can be resumed:
+  nasforge search --estimator train --dataset fashion-mnist --budget 10 --epochs 3 \
+      --store runs.db --name fmnist
+data is read from --data-dir or the colon-separated NASFORGE_DATA; nothing is downloaded."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(f"{message} (see '{self.prog} --help')")
+
+
+def fail(message: str) -> NoReturn:
+    sys.stderr.write(f"nasforge: error: {message}\n")
+    raise SystemExit(2)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
+    return value
+
+
+def build_parser() -> Parser:
+    parser = Parser(
+        prog="nasforge",
+        description="Neural architecture search: pick a search space, a search strategy and a "
+        "performance estimator, and search.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+
+    search = sub.add_parser(
+        "search",
+        help="run one search and print the best architecture",
+        description="Run one search: the strategy proposes architectures from the space, the "
+        "estimator scores them, the best by objective is printed.",
+        epilog=EPILOG_SEARCH,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_search_arguments(search)
+    search.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    bench = sub.add_parser(
+        "benchmark",
+        help="compare strategies over many seeds on a tabular benchmark",
+        description="The fair-comparison protocol: every strategy (random search always "
+        "included) gets the same budget on the same benchmark over seeds 0..N-1; prints mean ± "
+        "std of the report-only test accuracy of each run's best-by-objective architecture.",
+    )
+    bench.add_argument("--space", default="nb201", help=f"one of: {', '.join(factory.SPACES)}")
+    bench.add_argument(
+        "--dataset", default="cifar10", help=f"one of: {', '.join(factory.BENCHMARK_DATASETS)}"
+    )
+    bench.add_argument(
+        "--strategies",
+        default="random,evolution",
+        help=f"comma-separated, from: {', '.join(factory.STRATEGIES)} (random is always added)",
+    )
+    bench.add_argument("--seeds", type=positive_int, default=100, help="runs per strategy")
+    bench.add_argument("--budget", type=positive_int, default=100, help="evaluations per run")
+    bench.add_argument("--workers", type=positive_int, default=None, help="processes (all cores)")
+    bench.add_argument("--out", default=None, help="write results JSON here (and a .png plot)")
+    bench.add_argument(
+        "--data-dir", default=None, help="folder holding nb201/ (else NASFORGE_DATA)"
+    )
+    bench.add_argument("--json", action="store_true", help="print the results JSON on stdout")
+
+    show = sub.add_parser(
+        "show",
+        help="what a run found (finished, running, failed or interrupted)",
+        description="Show a stored run: its status, configuration and best trials. Without a "
+        "run name, list the runs in the store.",
+    )
+    show.add_argument("run", nargs="?", help="run name (omit to list runs)")
+    show.add_argument("--store", required=True, help="SQLite file of the runs")
+    show.add_argument("--top", type=positive_int, default=5, help="how many best trials to list")
+    show.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    resume = sub.add_parser(
+        "resume",
+        help="continue an interrupted run",
+        description="Continue a stored run with its stored configuration: finished trials are "
+        "kept, the trial in flight is run again, the strategy's state is rebuilt.",
+    )
+    resume.add_argument("run", help="run name")
+    resume.add_argument("--store", required=True, help="SQLite file of the runs")
+    resume.add_argument("--data-dir", default=None, help="folder holding the data")
+    resume.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    return parser
+
+
+def add_search_arguments(p: argparse.ArgumentParser) -> None:
+    what = p.add_argument_group("what to search")
+    what.add_argument("--space", default="nb201", help=f"one of: {', '.join(factory.SPACES)}")
+    what.add_argument(
+        "--strategy", default="evolution", help=f"one of: {', '.join(factory.STRATEGIES)}"
+    )
+    what.add_argument(
+        "--estimator",
+        default="benchmark",
+        help="benchmark (table lookup, seconds) or train (real training)",
+    )
+    what.add_argument(
+        "--dataset",
+        default=None,
+        help=f"benchmark: {', '.join(factory.BENCHMARK_DATASETS)} (default cifar10); "
+        f"train: {', '.join(factory.TRAIN_DATASETS)} (default fashion-mnist)",
+    )
+    what.add_argument("--budget", type=positive_int, default=100, help="number of evaluations")
+    what.add_argument("--seed", type=int, default=0, help="seed of strategy and training")
+    what.add_argument("--population", type=positive_int, default=10, help="evolution: population")
+    what.add_argument("--sample", type=positive_int, default=3, help="evolution: tournament size")
+    where = p.add_argument_group("where")
+    where.add_argument("--store", default=None, help="SQLite file to record the run in")
+    where.add_argument("--name", default=None, help="run name in the store (default: a timestamp)")
+    where.add_argument("--data-dir", default=None, help="data folder (else NASFORGE_DATA)")
+    train = p.add_argument_group("real training (--estimator train)")
+    train.add_argument("--epochs", type=positive_int, default=3, help="epochs per candidate")
+    train.add_argument("--subset", type=fraction, default=1.0, help="fraction of training data")
+    train.add_argument("--val-fraction", type=fraction, default=0.1, help="validation split")
+    train.add_argument("--batch-size", type=positive_int, default=128)
+    train.add_argument("--lr", type=float, default=0.1, help="initial SGD learning rate")
+    train.add_argument("--channels", type=positive_int, default=16, help="NB201 C (first stage)")
+    train.add_argument("--cells", type=positive_int, default=5, help="NB201 N (cells per stage)")
+
+
+# commands ---------------------------------------------------------------------------------------
+
+
+def search_config(args: argparse.Namespace) -> dict[str, Any]:
+    """What the CLI needs to rebuild the same experiment on resume."""
+    keys = [
+        "space",
+        "strategy",
+        "estimator",
+        "dataset",
+        "budget",
+        "seed",
+        "population",
+        "sample",
+        "epochs",
+        "subset",
+        "val_fraction",
+        "batch_size",
+        "lr",
+        "channels",
+        "cells",
+    ]
+    return {key: getattr(args, key) for key in keys}
+
+
+def build_experiment(
+    cfg: dict[str, Any],
+    data_dir: str | None,
+    store: str | None,
+    name: str | None,
+    resume: bool,
+    progress: bool,
+) -> Any:
+    from nasforge.experiment import Experiment
+
+    if cfg["estimator"] not in factory.ESTIMATORS:
+        raise ConfigError(
+            f"unknown estimator {cfg['estimator']!r}; accepted: {', '.join(factory.ESTIMATORS)}"
+        )
+    if cfg["dataset"] is None:
+        cfg["dataset"] = "cifar10" if cfg["estimator"] == "benchmark" else "fashion-mnist"
+    space = factory.make_space(cfg["space"])
+    strategy = factory.make_strategy(
+        cfg["strategy"], space, cfg["seed"], cfg["population"], cfg["sample"]
+    )
+    train_options = {
+        "epochs": cfg["epochs"],
+        "subset": cfg["subset"],
+        "val_fraction": cfg["val_fraction"],
+        "batch_size": cfg["batch_size"],
+        "lr": cfg["lr"],
+        "net": {"C": cfg["channels"], "N": cfg["cells"]},
+    }
+    estimator = factory.make_estimator(
+        cfg["estimator"], space, cfg["dataset"], data_dir, cfg["seed"], train_options
+    )
+    return Experiment(
+        space,
+        strategy,
+        estimator,
+        cfg["budget"],
+        store=store,
+        name=name,
+        config={"cli": cfg},
+        resume=resume,
+        progress=progress,
+    )
+
+
+def summarise_run(experiment: Any) -> dict[str, Any]:
+    history = experiment.history
+    best = history.best
+    return {
+        "run": experiment.name,
+        "store": None if experiment.store is None else str(experiment.store.path),
+        "space": experiment.space.name,
+        "strategy": experiment.strategy.name,
+        "estimator": experiment.estimator.name,
+        "objective": experiment.estimator.objective_name,
+        "trials": len(history.trials),
+        "failed": len(history.failed),
+        "cost_seconds": history.total_cost,
+        "best": None
+        if best is None
+        else {"trial": best.number, "arch": best.arch, **best.result.to_json()},
+    }
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    best = summary["best"]
+    print(
+        f"{summary['strategy']} on {summary['space']} with {summary['estimator']}: "
+        f"{summary['trials']} trials ({summary['failed']} failed)"
+    )
+    if best is None:
+        print("no trial completed")
+    else:
+        print(f"best architecture (trial {best['trial']}): {best['arch']}")
+        print(f"  objective {summary['objective']}: {best['objective']:.2f}")
+        for key, value in {**best["metrics"], **best["report"]}.items():
+            label = f"{key} (report only)" if key in best["report"] else key
+            shown = f"{value:,.0f}" if float(value).is_integer() else f"{value:.4g}"
+            print(f"  {label}: {shown}")
+    if summary["store"]:
+        print(
+            f"stored as run {summary['run']!r} in {summary['store']} "
+            f"(nasforge show {summary['run']} --store {summary['store']})"
+        )
+
+
+def cmd_search(args: argparse.Namespace) -> None:
+    experiment = build_experiment(
+        search_config(args), args.data_dir, args.store, args.name, resume=False, progress=True
+    )
+    experiment.run()
+    emit(summarise_run(experiment), args.json)
+
+
+def cmd_resume(args: argparse.Namespace) -> None:
+    from nasforge.store import Store
+
+    store = Store(args.store)
+    run = store.get_run(args.run)
+    cfg = run.config.get("cli")
+    if cfg is None:
+        raise ConfigError(f"run {args.run!r} was not started from the CLI; resume it from Python")
+    experiment = build_experiment(dict(cfg), args.data_dir, store, args.run, True, True)
+    experiment.run()
+    emit(summarise_run(experiment), args.json)
+
+
+def emit(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        print_summary(summary)
+
+
+def cmd_benchmark(args: argparse.Namespace) -> None:
+    from nasforge.compare import ComparisonSetup, compare, format_table
+
+    factory.make_space(args.space)
+    if args.dataset not in factory.BENCHMARK_DATASETS:
+        from nasforge.estimators.benchmarks.nb201 import resolve_dataset
+
+        args.dataset = resolve_dataset(args.dataset)
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    setup = ComparisonSetup(args.space, args.dataset, args.budget, args.data_dir)
+    results = compare(setup, strategies, args.seeds, workers=args.workers)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=1))
+        from nasforge.report.plots import plot_anytime
+
+        plot = plot_anytime(results, out.with_suffix(".png"))
+        sys.stderr.write(f"wrote {out} and {plot}\n")
+    if args.json:
+        print(json.dumps(results))
+    else:
+        print(format_table(results))
+
+
+def cmd_show(args: argparse.Namespace) -> None:
+    from nasforge.report.show import describe_run, list_runs
+
+    if args.run is None:
+        print(list_runs(args.store, as_json=args.json))
+    else:
+        print(describe_run(args.store, args.run, top=args.top, as_json=args.json))
+
+
+COMMANDS = {
+    "search": cmd_search,
+    "benchmark": cmd_benchmark,
+    "show": cmd_show,
+    "resume": cmd_resume,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except NasforgeError as err:
+        fail(str(err))
+    except KeyboardInterrupt:
+        sys.stderr.write(
+            "nasforge: interrupted; a stored run can be continued with "
+            "'nasforge resume RUN --store FILE'\n"
+        )
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

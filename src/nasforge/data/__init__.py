@@ -1,0 +1,13 @@
+"""Datasets and splits, read from real files in NASFORGE_DATA; nothing is ever downloaded."""
+
+from nasforge._lazy import lazy_exports
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "load_dataset": "nasforge.data.datasets",
+        "split_train_val": "nasforge.data.datasets",
+        "ImageDataset": "nasforge.data.datasets",
+        "find_data": "nasforge.data.paths",
+    },
+)

@@ -1,0 +1,11 @@
+"""Performance estimators: how good is a candidate. Each implements ``base.Estimator``."""
+
+from nasforge._lazy import lazy_exports
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "NB201Benchmark": "nasforge.estimators.benchmarks.nb201",
+        "Train": "nasforge.estimators.train",
+    },
+)

@@ -1,0 +1,89 @@
+"""``nasforge show``: what a stored run found, readable while it runs or after it stopped."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from nasforge.errors import ConfigError
+from nasforge.store import Store
+
+
+def open_existing(path: str) -> Store:
+    """Open a store for reading; unlike a search, `show` must not create an empty file."""
+    if not Path(path).is_file():
+        raise ConfigError(f"store {path} does not exist; give the file a search wrote (--store)")
+    return Store(path)
+
+
+def run_summary(store: Store, name: str, top: int = 5) -> dict[str, Any]:
+    run = store.get_run(name)
+    trials = store.trials(run)
+    complete = [t for t in trials if t.state == "complete"]
+    ranked = sorted(complete, key=lambda t: t.result.objective, reverse=True)  # type: ignore[union-attr]
+    return {
+        "run": run.name,
+        "store": str(store.path),
+        "status": run.effective_status,
+        "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.created)),
+        "updated": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.updated)),
+        "config": run.config,
+        "trials": {
+            "complete": len(complete),
+            "failed": sum(t.state == "failed" for t in trials),
+            "running": sum(t.state == "running" for t in trials),
+        },
+        "best": [
+            {"trial": t.number, "arch": t.arch, **t.result.to_json()}  # type: ignore[union-attr]
+            for t in ranked[:top]
+        ],
+        "failures": [{"trial": t.number, "error": t.error} for t in trials if t.state == "failed"],
+    }
+
+
+def describe_run(path: str, name: str, top: int = 5, as_json: bool = False) -> str:
+    summary = run_summary(open_existing(path), name, top)
+    if as_json:
+        return json.dumps(summary)
+    cfg = summary["config"]
+    counts = summary["trials"]
+    budget = cfg.get("budget", {}).get("evaluations")
+    lines = [
+        f"run {summary['run']} in {summary['store']}: {summary['status']}",
+        f"  {cfg.get('strategy')} on {cfg.get('space')} with {cfg.get('estimator')}"
+        f" (objective {cfg.get('objective')}), started {summary['created']}, "
+        f"last update {summary['updated']}",
+        f"  trials: {counts['complete']} complete, {counts['failed']} failed, "
+        f"{counts['running']} in flight" + (f", budget {budget}" if budget else ""),
+    ]
+    if summary["best"]:
+        lines.append(f"  best {len(summary['best'])} by objective:")
+        for row in summary["best"]:
+            report = ", ".join(f"{k} {v:.2f}" for k, v in row["report"].items())
+            lines.append(
+                f"    #{row['trial']:<4} {row['objective']:8.2f}  {row['arch']}"
+                + (f"  [report: {report}]" if report else "")
+            )
+    for failure in summary["failures"][:5]:
+        lines.append(f"  failed #{failure['trial']}: {failure['error']}")
+    if summary["status"] == "interrupted":
+        lines.append(f"  continue with: nasforge resume {name} --store {path}")
+    return "\n".join(lines)
+
+
+def list_runs(path: str, as_json: bool = False) -> str:
+    store = open_existing(path)
+    rows = []
+    for name in store.run_names():
+        run = store.get_run(name)
+        n = sum(t.state == "complete" for t in store.trials(run))
+        rows.append({"run": name, "status": run.effective_status, "complete_trials": n})
+    if as_json:
+        return json.dumps(rows)
+    if not rows:
+        return f"no runs in {path}"
+    return "\n".join(
+        f"{r['run']:<30} {r['status']:<12} {r['complete_trials']} trials" for r in rows
+    )

@@ -1,0 +1,335 @@
+"""The NAS-Bench-201 cell space (Dong & Yang, "NAS-Bench-201: Extending the Scope of Reproducible
+Neural Architecture Search", ICLR 2020).
+
+A cell is a DAG on 4 nodes: node 0 is the input, node j sums one op applied to each earlier node,
+node 3 is the output. Each of the 6 edges picks one of 5 ops, giving 5**6 = 15,625 cells; every
+cell has been trained, so a benchmark table turns any strategy into a cheap experiment. The
+network stacks the cell in three stages, exactly as the benchmark trained it, so ``build`` gives
+the real, trainable network and not a stand-in.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from nasforge.errors import ConfigError, InvalidArchError, UnknownNameError
+from nasforge.nn.ops import ResNetBasicBlock, make_op
+
+OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+#: (source, target) of each edge, in the order of the benchmark's string.
+EDGES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
+NUM_NODES = 4
+ENCODINGS: tuple[str, ...] = ("onehot", "index")
+
+_OP_INDEX = {op: i for i, op in enumerate(OPS)}
+_KERNEL = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
+_EXPECTED = "expected '|op~0|+|op~0|op~1|+|op~0|op~1|op~2|' with op in " + ", ".join(OPS)
+_ZERO = "#"
+
+
+@dataclass(frozen=True)
+class NB201Arch:
+    """One cell: the op on each edge, in ``EDGES`` order. Validated, immutable and hashable."""
+
+    ops: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        ops = tuple(self.ops)
+        if len(ops) != len(EDGES):
+            raise InvalidArchError(f"an NB201 cell has {len(EDGES)} edge ops, got {len(ops)}")
+        for op in ops:
+            if op not in _OP_INDEX:
+                raise InvalidArchError(f"unknown NB201 op {op!r}; accepted: {', '.join(OPS)}")
+        object.__setattr__(self, "ops", ops)
+
+    @property
+    def indices(self) -> tuple[int, ...]:
+        """Each edge's op as its position in ``OPS``."""
+        return tuple(_OP_INDEX[op] for op in self.ops)
+
+    @classmethod
+    def from_indices(cls, indices: Sequence[int]) -> NB201Arch:
+        return cls(tuple(OPS[int(i)] for i in indices))
+
+
+def _check(arch: object) -> NB201Arch:
+    if not isinstance(arch, NB201Arch):
+        raise InvalidArchError(f"expected an NB201Arch, got {type(arch).__name__}")
+    return arch
+
+
+def canonical_key(arch: NB201Arch) -> str:
+    """The benchmark's own isomorphism key (its ``UniqueString``), rebuilt from the cell.
+
+    Each node is written as the sorted ``+``-join of its incoming terms, bottom-up: an edge whose
+    op is ``none``, or whose source expression is exactly ``#``, contributes the zero term ``#``;
+    ``skip_connect`` passes its source's expression through unchanged; any other op wraps it as
+    ``(src)@op``. The key is node 3's expression. Sorting makes the sum commutative and
+    skip_connect makes identities transparent, but zeros are never simplified away: ``#+0`` stays
+    distinct from ``0``, and a node whose inputs are all ``none`` reads ``#+#``, not ``#``, so only
+    node 1 is ever recognised as zero. The benchmark's classes are therefore finer than "computes
+    the same function" (e.g. ``#+#+#`` and ``#+#+#+#`` are both the zero cell); this key follows
+    the benchmark, and reproduces its UniqueString column exactly (6,466 classes).
+    """
+    nodes = ["0"]
+    for target in range(1, NUM_NODES):
+        terms = []
+        for (source, dst), op in zip(EDGES, _check(arch).ops, strict=True):
+            if dst != target:
+                continue
+            src = nodes[source]
+            if op == "none" or src == _ZERO:
+                terms.append(_ZERO)
+            elif op == "skip_connect":
+                terms.append(src)
+            else:
+                terms.append(f"({src})@{op}")
+        nodes.append("+".join(sorted(terms)))
+    return nodes[-1]
+
+
+def _all_cells() -> Iterator[NB201Arch]:
+    for ops in itertools.product(OPS, repeat=len(EDGES)):
+        yield NB201Arch(ops)
+
+
+@functools.cache
+def _representatives() -> dict[str, NB201Arch]:
+    """key -> the cell with the smallest string among those sharing the key (built once)."""
+    best: dict[str, tuple[str, NB201Arch]] = {}
+    for arch in _all_cells():
+        key, text = canonical_key(arch), to_string(arch)
+        if key not in best or text < best[key][0]:
+            best[key] = (text, arch)
+    return {key: arch for key, (_, arch) in best.items()}
+
+
+def to_string(arch: NB201Arch) -> str:
+    """The benchmark's string, e.g. ``|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...~2|``."""
+    ops = _check(arch).ops
+    nodes, start = [], 0
+    for target in range(1, NUM_NODES):
+        edges = ops[start : start + target]
+        nodes.append("|" + "|".join(f"{op}~{i}" for i, op in enumerate(edges)) + "|")
+        start += target
+    return "+".join(nodes)
+
+
+def from_string(text: str) -> NB201Arch:
+    """Parse the benchmark's string strictly: node order, input indices and op names."""
+
+    def fail(reason: str) -> InvalidArchError:
+        return InvalidArchError(f"invalid NB201 cell {text!r}: {reason}; {_EXPECTED}")
+
+    if not isinstance(text, str):
+        raise InvalidArchError(f"an NB201 cell string must be a str, got {type(text).__name__}")
+    parts = text.strip().split("+")
+    if len(parts) != NUM_NODES - 1:
+        raise fail(f"{len(parts)} node groups separated by '+', not {NUM_NODES - 1}")
+    ops: list[str] = []
+    for target, part in enumerate(parts, start=1):
+        if len(part) < 2 or part[0] != "|" or part[-1] != "|":
+            raise fail(f"node {target} group {part!r} is not wrapped in '|'")
+        entries = part[1:-1].split("|")
+        if len(entries) != target:
+            raise fail(f"node {target} needs {target} inputs, got {len(entries)}")
+        for source, entry in enumerate(entries):
+            op, sep, index = entry.partition("~")
+            if not sep or index != str(source):
+                raise fail(f"node {target} entry {entry!r} should be 'op~{source}'")
+            if op not in _OP_INDEX:
+                raise fail(f"unknown op {op!r}")
+            ops.append(op)
+    return NB201Arch(tuple(ops))
+
+
+# --- the network --------------------------------------------------------------------------------
+
+
+class NB201Cell(nn.Module):
+    """node j = sum of op(node i) over i < j; ``none`` edges get no module and cost nothing."""
+
+    def __init__(self, arch: NB201Arch, channels: int):
+        super().__init__()
+        self.edges = nn.ModuleDict()
+        self.incoming: list[list[tuple[int, str]]] = [[] for _ in range(NUM_NODES)]
+        for (source, target), op in zip(EDGES, arch.ops, strict=True):
+            if op == "none":
+                continue
+            name = f"e{source}_{target}"
+            self.edges[name] = make_op(op, channels, channels, 1)
+            self.incoming[target].append((source, name))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes = [x]
+        for target in range(1, NUM_NODES):
+            terms = [self.edges[name](nodes[source]) for source, name in self.incoming[target]]
+            if not terms:
+                nodes.append(torch.zeros_like(x))
+                continue
+            total = terms[0]
+            for term in terms[1:]:
+                total = total + term
+            nodes.append(total)
+        return nodes[-1]
+
+
+class NB201Network(nn.Module):
+    """Stem, three stages of N cells (C, 2C, 4C) joined by ResNet reductions, BN-ReLU, pool, FC.
+
+    ``forward`` returns logits only (the benchmark's code also returns the pooled features).
+    """
+
+    def __init__(self, arch: NB201Arch, C: int, N: int, in_channels: int, num_classes: int):
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C)
+        )
+        layers: list[nn.Module] = []
+        channels = C
+        for stage in range(3):
+            if stage:
+                layers.append(ResNetBasicBlock(channels, 2 * channels, stride=2))
+                channels *= 2
+            layers.extend(NB201Cell(arch, channels) for _ in range(N))
+        self.cells = nn.Sequential(*layers)
+        self.lastact = nn.Sequential(nn.BatchNorm2d(channels), nn.ReLU(inplace=False))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = self.pool(self.lastact(self.cells(self.stem(x))))
+        return self.classifier(features.flatten(1))
+
+
+def _check_net(C: int, N: int, in_channels: int, num_classes: int) -> None:
+    limits = (("C", C, 1), ("N", N, 0), ("in_channels", in_channels, 1))
+    for name, value, low in (*limits, ("num_classes", num_classes, 1)):
+        if not isinstance(value, int | np.integer) or value < low:
+            raise ConfigError(f"NB201 network {name} must be an int >= {low}, got {value!r}")
+
+
+def build(
+    arch: NB201Arch, *, C: int = 16, N: int = 5, in_channels: int = 3, num_classes: int = 10
+) -> NB201Network:
+    """The benchmark's network for ``arch`` (C=16, N=5 is what NB201 trained)."""
+    _check_net(C, N, in_channels, num_classes)
+    return NB201Network(_check(arch), int(C), int(N), int(in_channels), int(num_classes))
+
+
+def param_count(
+    arch: NB201Arch, *, C: int = 16, N: int = 5, in_channels: int = 3, num_classes: int = 10
+) -> int:
+    """Trainable parameters of ``build(arch, ...)``, computed without building it.
+
+    All-``nor_conv_3x3`` at the defaults gives 1,531,546: the benchmark's reported 1.53 M.
+    """
+    _check_net(C, N, in_channels, num_classes)
+    kernels = [_KERNEL[op] for op in _check(arch).ops if op in _KERNEL]
+
+    def cell(c: int) -> int:  # conv weights + BN scale and shift; other ops have no weights
+        return sum(k * k * c * c + 2 * c for k in kernels)
+
+    def reduction(a: int, b: int) -> int:  # two 3x3 ReLU-Conv-BN + 1x1 shortcut conv
+        return 9 * a * b + 2 * b + 9 * b * b + 2 * b + a * b
+
+    stem = 9 * in_channels * C + 2 * C
+    stages = N * (cell(C) + cell(2 * C) + cell(4 * C))
+    reductions = reduction(C, 2 * C) + reduction(2 * C, 4 * C)
+    head = 2 * 4 * C + 4 * C * num_classes + num_classes
+    return int(stem + stages + reductions + head)
+
+
+# --- the space ----------------------------------------------------------------------------------
+
+
+class NB201Space:
+    """NAS-Bench-201 as a SearchSpace: architectures are NB201Arch values."""
+
+    name = "nb201"
+
+    def sample(self, rng: np.random.Generator) -> NB201Arch:
+        """Uniform over all 15,625 cells (each edge's op independently uniform)."""
+        return NB201Arch.from_indices(rng.integers(0, len(OPS), size=len(EDGES)))
+
+    def mutate(self, arch: NB201Arch, rng: np.random.Generator) -> NB201Arch:
+        """Change one random edge to a different random op (Real et al. 2019; NB201's REA)."""
+        ops = list(_check(arch).ops)
+        edge = int(rng.integers(len(EDGES)))
+        choices = [op for op in OPS if op != ops[edge]]
+        ops[edge] = choices[int(rng.integers(len(choices)))]
+        return NB201Arch(tuple(ops))
+
+    def neighbours(self, arch: NB201Arch) -> list[NB201Arch]:
+        """The 24 cells one edge-op change away: edge by edge, ops in ``OPS`` order."""
+        ops = _check(arch).ops
+        return [
+            NB201Arch((*ops[:edge], op, *ops[edge + 1 :]))
+            for edge in range(len(EDGES))
+            for op in OPS
+            if op != ops[edge]
+        ]
+
+    def encode(self, arch: NB201Arch, kind: str = "onehot") -> np.ndarray:
+        """``onehot``: 30 floats, 5 per edge in ``OPS`` order; ``index``: the 6 op indices."""
+        indices = np.asarray(_check(arch).indices)
+        if kind == "onehot":
+            out = np.zeros((len(EDGES), len(OPS)))
+            out[np.arange(len(EDGES)), indices] = 1.0
+            return out.ravel()
+        if kind == "index":
+            return indices.astype(float)
+        raise UnknownNameError("encoding", kind, ENCODINGS)
+
+    def to_string(self, arch: NB201Arch) -> str:
+        return to_string(arch)
+
+    def from_string(self, text: str) -> NB201Arch:
+        return from_string(text)
+
+    def canonical_key(self, arch: NB201Arch) -> str:
+        return canonical_key(arch)
+
+    def canonical(self, arch: NB201Arch) -> NB201Arch:
+        """The cell with the smallest string among those the benchmark deems isomorphic.
+
+        The benchmark's classes (see ``canonical_key``) leave a few function-equal cells apart, such
+        as different all-zero cells; we keep its partition so results line up with its tables.
+        """
+        return _representatives()[canonical_key(arch)]
+
+    def size(self) -> int:
+        return len(OPS) ** len(EDGES)
+
+    def enumerate(self) -> Iterator[NB201Arch]:
+        """Every cell once, in ``itertools.product`` order over ``OPS`` (last edge fastest)."""
+        return _all_cells()
+
+    def build(
+        self,
+        arch: NB201Arch,
+        *,
+        C: int = 16,
+        N: int = 5,
+        in_channels: int = 3,
+        num_classes: int = 10,
+    ) -> NB201Network:
+        return build(arch, C=C, N=N, in_channels=in_channels, num_classes=num_classes)
+
+    def param_count(
+        self,
+        arch: NB201Arch,
+        *,
+        C: int = 16,
+        N: int = 5,
+        in_channels: int = 3,
+        num_classes: int = 10,
+    ) -> int:
+        return param_count(arch, C=C, N=N, in_channels=in_channels, num_classes=num_classes)

@@ -1,0 +1,157 @@
+"""The command line as a user meets it: results, stored runs, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from nasforge.cli import main
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "nasforge.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
+
+
+def test_search_json_reports_best_and_stores_the_run(nb201_dir, tmp_path, capsys):
+    store = tmp_path / "runs.db"
+    code = main(
+        [
+            "search",
+            "--budget",
+            "30",
+            "--seed",
+            "1",
+            "--data-dir",
+            str(nb201_dir.parent),
+            "--store",
+            str(store),
+            "--name",
+            "cli",
+            "--json",
+        ]
+    )
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["trials"] == 30 and out["run"] == "cli" and out["failed"] == 0
+    assert out["best"]["arch"].startswith("|") and out["best"]["report"]["test_acc"] > 80
+
+    code = main(["show", "cli", "--store", str(store), "--json"])
+    shown = json.loads(capsys.readouterr().out)
+    assert code == 0 and shown["status"] == "finished"
+    assert shown["trials"]["complete"] == 30
+    assert shown["best"][0]["arch"] == out["best"]["arch"]
+
+
+def test_search_is_reproducible_by_seed(nb201_dir, capsys):
+    args = ["search", "--budget", "20", "--data-dir", str(nb201_dir.parent), "--json"]
+    main([*args, "--seed", "7"])
+    first = json.loads(capsys.readouterr().out)["best"]
+    main([*args, "--seed", "7"])
+    again = json.loads(capsys.readouterr().out)["best"]
+    assert first == again
+
+
+def test_benchmark_writes_summary_json_and_plot(nb201_dir, tmp_path, capsys):
+    out = tmp_path / "bench" / "results.json"
+    code = main(
+        [
+            "benchmark",
+            "--strategies",
+            "evolution",
+            "--seeds",
+            "4",
+            "--budget",
+            "30",
+            "--workers",
+            "1",
+            "--data-dir",
+            str(nb201_dir.parent),
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    table = capsys.readouterr().out
+    assert "| random |" in table and "| evolution |" in table
+    results = json.loads(out.read_text())
+    assert set(results["strategies"]) == {"random", "evolution"}
+    row = results["strategies"]["evolution"]
+    assert len(row["finals"]) == 4 and len(row["anytime_mean"]) == 30
+    assert row["mean"] == pytest.approx(sum(row["finals"]) / 4)
+    assert results["versions"]["torch"] and results["config"]["budget_evaluations"] == 30
+    assert out.with_suffix(".png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["search", "--strategy", "annealing"],
+            "unknown strategy 'annealing'; accepted: evolution, random",
+        ),
+        (["search", "--space", "nb999"], "unknown search space 'nb999'; accepted: nb201"),
+        (["search", "--dataset", "svhn"], "accepted: cifar10, cifar100, imagenet16-120"),
+        (
+            ["search", "--estimator", "oracle"],
+            "unknown estimator 'oracle'; accepted: benchmark, train",
+        ),
+        (["search", "--estimator", "train", "--dataset", "svhn"], "accepted: cifar10, digits"),
+        (["search", "--budget", "0"], "--budget: must be > 0"),
+        (["search", "--budget", "-3"], "--budget: must be > 0"),
+        (["show", "nope", "--store", "/nonexistent/runs.db"], "does not exist"),
+    ],
+)
+def test_errors_are_one_line_exit_2_no_traceback(nb201_dir, args, expected):
+    data = ["--data-dir", str(nb201_dir.parent)] if args[0] == "search" else []
+    result = run_cli(*args, *data)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("nasforge: error:"), result.stderr
+    assert expected in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_data_is_one_line_naming_the_file(tmp_path):
+    result = run_cli("search", "--data-dir", str(tmp_path), env={"NASFORGE_DATA": ""})
+    assert result.returncode == 2
+    assert "nb201/nb201_200ep_test.csv" in result.stderr and str(tmp_path) in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_show_lists_runs_and_unknown_run_names_them(nb201_dir, tmp_path, capsys):
+    store = str(tmp_path / "runs.db")
+    main(
+        [
+            "search",
+            "--budget",
+            "3",
+            "--data-dir",
+            str(nb201_dir.parent),
+            "--store",
+            store,
+            "--name",
+            "first",
+        ]
+    )
+    capsys.readouterr()
+    main(["show", "--store", store])
+    assert "first" in capsys.readouterr().out
+    result = run_cli("show", "second", "--store", store)
+    assert result.returncode == 2 and "runs there: first" in result.stderr
+
+
+def test_help_explains_the_parts():
+    result = run_cli("search", "--help")
+    assert result.returncode == 0
+    for word in ("--strategy", "--estimator", "--budget", "NASFORGE_DATA", "examples"):
+        assert word in result.stdout
