@@ -40,6 +40,6 @@ NAME="main-$(date +%Y%m%d-%H%M%S)"
 echo "Searching NAS-Bench-201 cells on $DATASET with regularized evolution (real training)."
 "$PY" -m nasforge.cli search \
   --space nb201 --estimator train --dataset "$DATASET" --strategy evolution \
-  --budget "${NASFORGE_MAIN_BUDGET:-24}" --population 8 --sample 3 \
-  --epochs 2 --subset 0.15 --channels 8 --cells 1 --batch-size 128 \
+  --budget "${NASFORGE_MAIN_BUDGET:-20}" --population 6 --sample 3 \
+  --epochs 2 --subset 0.1 --channels 8 --cells 1 --batch-size 128 \
   --store "$STORE" --name "$NAME"

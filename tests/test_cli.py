@@ -155,3 +155,29 @@ def test_help_explains_the_parts():
     assert result.returncode == 0
     for word in ("--strategy", "--estimator", "--budget", "NASFORGE_DATA", "examples"):
         assert word in result.stdout
+
+
+RESNET = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"
+
+
+def test_evaluate_looks_up_one_cell(nb201_dir, capsys):
+    code = main(["evaluate", RESNET, "--data-dir", str(nb201_dir.parent), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["arch"] == RESNET
+    assert out["report"]["test_acc"] == pytest.approx(93.91, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    ("arch", "expected"),
+    [
+        (RESNET.replace("nor_conv_3x3~0|+|none", "conv_7x7~0|+|none"), "unknown op 'conv_7x7'"),
+        ("|nor_conv_3x3~0|+|none~0|", "not 3"),
+        (RESNET.replace("none~1", "none~5"), "invalid NB201 cell"),
+    ],
+)
+def test_bad_arch_string_is_one_line_naming_the_accepted_form(nb201_dir, arch, expected):
+    result = run_cli("evaluate", arch, "--data-dir", str(nb201_dir.parent))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0]
+    assert "none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3" in lines[0]

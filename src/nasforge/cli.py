@@ -114,6 +114,20 @@ def build_parser() -> Parser:
     show.add_argument("--top", type=positive_int, default=5, help="how many best trials to list")
     show.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="score one architecture (table lookup or real training)",
+        description="Score one architecture given in the space's string form, e.g. "
+        "'|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|"
+        "nor_conv_1x1~2|' for nb201.",
+    )
+    evaluate.add_argument("arch", help="the architecture in the space's string form")
+    add_estimator_arguments(evaluate)
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of training")
+    evaluate.add_argument("--data-dir", default=None, help="data folder (else NASFORGE_DATA)")
+    add_train_arguments(evaluate)
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
     resume = sub.add_parser(
         "resume",
         help="continue an interrupted run",
@@ -127,12 +141,9 @@ def build_parser() -> Parser:
     return parser
 
 
-def add_search_arguments(p: argparse.ArgumentParser) -> None:
+def add_estimator_arguments(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     what = p.add_argument_group("what to search")
     what.add_argument("--space", default="nb201", help=f"one of: {', '.join(factory.SPACES)}")
-    what.add_argument(
-        "--strategy", default="evolution", help=f"one of: {', '.join(factory.STRATEGIES)}"
-    )
     what.add_argument(
         "--estimator",
         default="benchmark",
@@ -144,6 +155,14 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
         help=f"benchmark: {', '.join(factory.BENCHMARK_DATASETS)} (default cifar10); "
         f"train: {', '.join(factory.TRAIN_DATASETS)} (default fashion-mnist)",
     )
+    return what
+
+
+def add_search_arguments(p: argparse.ArgumentParser) -> None:
+    what = add_estimator_arguments(p)
+    what.add_argument(
+        "--strategy", default="evolution", help=f"one of: {', '.join(factory.STRATEGIES)}"
+    )
     what.add_argument("--budget", type=positive_int, default=100, help="number of evaluations")
     what.add_argument("--seed", type=int, default=0, help="seed of strategy and training")
     what.add_argument("--population", type=positive_int, default=10, help="evolution: population")
@@ -152,6 +171,10 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     where.add_argument("--store", default=None, help="SQLite file to record the run in")
     where.add_argument("--name", default=None, help="run name in the store (default: a timestamp)")
     where.add_argument("--data-dir", default=None, help="data folder (else NASFORGE_DATA)")
+    add_train_arguments(p)
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
     train = p.add_argument_group("real training (--estimator train)")
     train.add_argument("--epochs", type=positive_int, default=3, help="epochs per candidate")
     train.add_argument("--subset", type=fraction, default=1.0, help="fraction of training data")
@@ -167,7 +190,11 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
 
 def search_config(args: argparse.Namespace) -> dict[str, Any]:
     """What the CLI needs to rebuild the same experiment on resume."""
-    keys = [
+    return {key: getattr(args, key) for key in search_config_keys()}
+
+
+def search_config_keys() -> list[str]:
+    return [
         "space",
         "strategy",
         "estimator",
@@ -184,40 +211,24 @@ def search_config(args: argparse.Namespace) -> dict[str, Any]:
         "channels",
         "cells",
     ]
-    return {key: getattr(args, key) for key in keys}
 
 
 def build_experiment(
     cfg: dict[str, Any],
     data_dir: str | None,
-    store: str | None,
+    store: Any,
     name: str | None,
     resume: bool,
     progress: bool,
 ) -> Any:
+    """The experiment a stored or command-line configuration describes."""
     from nasforge.experiment import Experiment
 
-    if cfg["estimator"] not in factory.ESTIMATORS:
-        raise ConfigError(
-            f"unknown estimator {cfg['estimator']!r}; accepted: {', '.join(factory.ESTIMATORS)}"
-        )
-    if cfg["dataset"] is None:
-        cfg["dataset"] = "cifar10" if cfg["estimator"] == "benchmark" else "fashion-mnist"
     space = factory.make_space(cfg["space"])
     strategy = factory.make_strategy(
         cfg["strategy"], space, cfg["seed"], cfg["population"], cfg["sample"]
     )
-    train_options = {
-        "epochs": cfg["epochs"],
-        "subset": cfg["subset"],
-        "val_fraction": cfg["val_fraction"],
-        "batch_size": cfg["batch_size"],
-        "lr": cfg["lr"],
-        "net": {"C": cfg["channels"], "N": cfg["cells"]},
-    }
-    estimator = factory.make_estimator(
-        cfg["estimator"], space, cfg["dataset"], data_dir, cfg["seed"], train_options
-    )
+    estimator = make_estimator(cfg, space, data_dir)
     return Experiment(
         space,
         strategy,
@@ -228,6 +239,27 @@ def build_experiment(
         config={"cli": cfg},
         resume=resume,
         progress=progress,
+    )
+
+
+def make_estimator(cfg: dict[str, Any], space: Any, data_dir: str | None) -> Any:
+    """The estimator of a configuration; fills in the default dataset of its kind."""
+    if cfg["estimator"] not in factory.ESTIMATORS:
+        raise ConfigError(
+            f"unknown estimator {cfg['estimator']!r}; accepted: {', '.join(factory.ESTIMATORS)}"
+        )
+    if cfg["dataset"] is None:
+        cfg["dataset"] = "cifar10" if cfg["estimator"] == "benchmark" else "fashion-mnist"
+    train_options = {
+        "epochs": cfg["epochs"],
+        "subset": cfg["subset"],
+        "val_fraction": cfg["val_fraction"],
+        "batch_size": cfg["batch_size"],
+        "lr": cfg["lr"],
+        "net": {"C": cfg["channels"], "N": cfg["cells"]},
+    }
+    return factory.make_estimator(
+        cfg["estimator"], space, cfg["dataset"], data_dir, cfg["seed"], train_options
     )
 
 
@@ -250,6 +282,10 @@ def summarise_run(experiment: Any) -> dict[str, Any]:
     }
 
 
+def format_number(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:.4g}"
+
+
 def print_summary(summary: dict[str, Any]) -> None:
     best = summary["best"]
     print(
@@ -263,8 +299,7 @@ def print_summary(summary: dict[str, Any]) -> None:
         print(f"  objective {summary['objective']}: {best['objective']:.2f}")
         for key, value in {**best["metrics"], **best["report"]}.items():
             label = f"{key} (report only)" if key in best["report"] else key
-            shown = f"{value:,.0f}" if float(value).is_integer() else f"{value:.4g}"
-            print(f"  {label}: {shown}")
+            print(f"  {label}: {format_number(value)}")
     if summary["store"]:
         print(
             f"stored as run {summary['run']!r} in {summary['store']} "
@@ -278,6 +313,31 @@ def cmd_search(args: argparse.Namespace) -> None:
     )
     experiment.run()
     emit(summarise_run(experiment), args.json)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from nasforge.core import Candidate
+
+    cfg = {key: getattr(args, key) for key in search_config_keys() if hasattr(args, key)}
+    space = factory.make_space(cfg["space"])
+    arch = space.from_string(args.arch)
+    estimator = make_estimator(cfg, space, args.data_dir)
+    result = estimator.evaluate(Candidate(arch))
+    summary = {
+        "arch": space.to_string(arch),
+        "canonical": space.to_string(space.canonical(arch)),
+        "estimator": estimator.name,
+        "objective_name": estimator.objective_name,
+        **result.to_json(),
+    }
+    if args.json:
+        print(json.dumps(summary))
+        return
+    print(f"{summary['arch']} ({estimator.name}, dataset {cfg['dataset']})")
+    print(f"  objective {estimator.objective_name}: {result.objective:.2f}")
+    for key, value in {**result.metrics, **result.report}.items():
+        label = f"{key} (report only)" if key in result.report else key
+        print(f"  {label}: {format_number(value)}")
 
 
 def cmd_resume(args: argparse.Namespace) -> None:
@@ -338,6 +398,7 @@ COMMANDS = {
     "search": cmd_search,
     "benchmark": cmd_benchmark,
     "show": cmd_show,
+    "evaluate": cmd_evaluate,
     "resume": cmd_resume,
 }
 
