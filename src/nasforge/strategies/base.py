@@ -1,19 +1,43 @@
 """The search-strategy protocol: which candidate next?
 
 Strategies are pure search logic. They never train and never read a report-only metric: the
-experiment tells them ``Result.for_strategy()`` copies. Every strategy is seeded, and given the
-same sequence of ``tell`` calls it makes the same sequence of ``ask`` answers, which is what lets
-a stored run be replayed into a fresh strategy on resume.
+experiment tells them ``Result.for_strategy()`` copies.
+
+Contract every strategy keeps:
+
+* **Seeded and deterministic**: the same seed and the same sequence of ``tell`` calls give the
+  same ``ask`` answers. A stored run is resumed by replaying its tells into a fresh strategy.
+* **Asynchronous**: with k workers the experiment calls ``ask`` up to k times before the first
+  ``tell``. Every asked candidate is *pending* until told; a strategy must not propose again an
+  architecture that is pending or already evaluated (``SeededStrategy.propose`` does this).
+* **Failures**: a trial that crashed is reported with ``tell_failure``; it is not re-proposed.
+* **Constraints**: a strategy built with ``constraint=`` (e.g. ``MaxParams``) never proposes an
+  infeasible architecture.
+* **Waiting**: a strategy that cannot propose until pending results arrive (synchronous
+  successive halving waiting for a rung to finish) raises ``NoCandidateYet`` from ``ask``; the
+  experiment then waits for a result before asking again. Raising it with nothing pending is a
+  bug in the strategy (the experiment reports it).
+* **Fidelity**: multi-fidelity strategies set ``Candidate.fidelity`` (e.g. epochs) within the
+  range the estimator declares (``estimator.fidelity_range``: (low, high)).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from nasforge.core import Candidate, Result
+from nasforge.core import Arch, Candidate, Result
+from nasforge.errors import ConfigError
 from nasforge.spaces.base import SearchSpace
+
+#: A feasibility test on an architecture, checked before it is proposed (cheap: no training).
+Constraint = Callable[[Arch], bool]
+
+
+class NoCandidateYet(Exception):
+    """Raised by ``ask`` when the strategy must see pending results before proposing more."""
 
 
 @runtime_checkable
@@ -25,19 +49,86 @@ class Strategy(Protocol):
     def tell(self, candidate: Candidate, result: Result) -> None: ...
 
 
+class SeenSet:
+    """Canonical forms of the architectures already proposed (pending or evaluated)."""
+
+    def __init__(self, space: SearchSpace):
+        self.space = space
+        self.keys: set[Arch] = set()
+
+    def __contains__(self, arch: Arch) -> bool:
+        return self.space.canonical(arch) in self.keys
+
+    def add(self, arch: Arch) -> None:
+        self.keys.add(self.space.canonical(arch))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
 class SeededStrategy:
-    """Shared plumbing: the space, a seeded generator, and the history of what was told."""
+    """Shared plumbing: the space, a seeded generator, what was told, duplicates, constraints."""
 
     name = "base"
 
-    def __init__(self, space: SearchSpace, seed: int = 0):
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int = 0,
+        constraint: Constraint | None = None,
+        max_redraws: int = 100,
+    ):
         self.space = space
         self.seed = seed
         self.rng = np.random.default_rng(seed)
+        self.constraint = constraint
+        self.max_redraws = max_redraws
         self.history: list[tuple[Candidate, Result]] = []
+        self.failures: list[Candidate] = []
+        self.seen = SeenSet(space)
+
+    # the protocol -----------------------------------------------------------------------
+
+    def ask(self) -> Candidate:  # pragma: no cover - abstract
+        raise NotImplementedError
 
     def tell(self, candidate: Candidate, result: Result) -> None:
         self.history.append((candidate, result))
 
-    def ask(self) -> Candidate:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def tell_failure(self, candidate: Candidate, reason: str) -> None:
+        """A trial that crashed: remembered (never re-proposed), not scored."""
+        self.failures.append(candidate)
+
+    # helpers for subclasses ---------------------------------------------------------------
+
+    def feasible(self, arch: Arch) -> bool:
+        return self.constraint is None or bool(self.constraint(arch))
+
+    def propose(self, draw: Callable[[], Arch]) -> Arch:
+        """Call ``draw`` until it gives a feasible architecture not proposed before, and mark
+        it seen. Duplicates are accepted after ``max_redraws`` tries (tiny or exhausted
+        spaces must not stall); infeasible ones never are."""
+        fallback = None
+        for _ in range(self.max_redraws):
+            arch = draw()
+            if not self.feasible(arch):
+                continue
+            if arch not in self.seen:
+                self.seen.add(arch)
+                return arch
+            fallback = arch if fallback is None else fallback
+        if fallback is not None:
+            return fallback
+        for _ in range(10 * self.max_redraws):
+            arch = self.space.sample(self.rng)
+            if self.feasible(arch):
+                self.seen.add(arch)
+                return arch
+        raise ConfigError(
+            f"{self.name}: no feasible architecture in {11 * self.max_redraws} draws; "
+            "the constraint is too strict for this space"
+        )
+
+    def sample_new(self) -> Arch:
+        """A uniformly random feasible architecture not proposed before."""
+        return self.propose(lambda: self.space.sample(self.rng))

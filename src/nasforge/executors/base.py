@@ -1,0 +1,104 @@
+"""The executor interface and the one function every worker runs.
+
+A ``Job`` is a numbered candidate; an ``Outcome`` is its result or the reason it failed. The
+driver (the experiment) submits jobs and collects outcomes as they finish; only the driver
+writes to the store, so workers return values and never touch it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from nasforge.core import Candidate, Result
+from nasforge.errors import NasforgeError
+from nasforge.estimators.base import Estimator
+
+
+@dataclass(frozen=True)
+class Job:
+    number: int  # the trial number: outcomes are matched and ordered by it, never by finish time
+    candidate: Candidate
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What came back for a job. ``result`` is None when the trial failed; ``error`` says why
+    (the exception, a time or memory limit, a worker that died). ``fatal`` marks input errors
+    (``NasforgeError``): retrying cannot fix them, so the experiment stops and reports them."""
+
+    number: int
+    result: Result | None
+    error: str | None = None
+    seconds: float = 0.0
+    worker: str = ""
+    fatal: bool = False
+
+
+def worker_label() -> str:
+    return f"pid {os.getpid()}@{socket.gethostname()}"
+
+
+def describe_exception(err: BaseException) -> str:
+    """``Type: message (at file:line)``: one line that says what failed and where."""
+    reason = f"{type(err).__name__}: {err}"
+    last = traceback.extract_tb(err.__traceback__)[-1:]
+    if last:
+        reason += f" (at {os.path.basename(last[0].filename)}:{last[0].lineno})"
+    return reason
+
+
+def run_job(estimator: Estimator, job: Job, worker: str | None = None) -> Outcome:
+    """Evaluate one job and turn any exception into a failed outcome. Runs inside workers."""
+    start = time.perf_counter()
+    label = worker or worker_label()
+    try:
+        result = estimator.evaluate(job.candidate)
+    except NasforgeError as err:
+        return Outcome(job.number, None, str(err), time.perf_counter() - start, label, fatal=True)
+    except Exception as err:  # a crash in one trial must not end the search
+        return Outcome(job.number, None, describe_exception(err), time.perf_counter() - start,
+                       label)
+    return Outcome(job.number, result, None, time.perf_counter() - start, label)
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs up to ``slots`` jobs at once.
+
+    ``start(estimator)`` ships the estimator to the workers once (not per job);
+    ``submit(job)`` must not block; ``wait(timeout)`` blocks until at least one outcome is
+    ready (or the timeout passes, then returns ``[]``) and returns every ready outcome;
+    ``shutdown()`` stops the workers. Executors are context managers.
+    """
+
+    name: str
+    slots: int
+
+    def start(self, estimator: Estimator) -> None: ...
+
+    def submit(self, job: Job) -> None: ...
+
+    def wait(self, timeout: float | None = None) -> list[Outcome]: ...
+
+    def shutdown(self) -> None: ...
+
+
+class ExecutorBase:
+    """Context-manager plumbing shared by the executors."""
+
+    name = "base"
+    slots = 1
+
+    def __enter__(self) -> ExecutorBase:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    def shutdown(self) -> None:  # pragma: no cover - overridden
+        pass
