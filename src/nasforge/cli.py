@@ -48,6 +48,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
 def fraction(text: str) -> float:
     try:
         value = float(text)
@@ -110,7 +120,7 @@ def build_parser() -> Parser:
         "run name, list the runs in the store.",
     )
     show.add_argument("run", nargs="?", help="run name (omit to list runs)")
-    show.add_argument("--store", required=True, help="SQLite file of the runs")
+    show.add_argument("--store", required=True, help="SQLite file or postgresql:// URL")
     show.add_argument("--top", type=positive_int, default=5, help="how many best trials to list")
     show.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
@@ -135,8 +145,11 @@ def build_parser() -> Parser:
         "kept, the trial in flight is run again, the strategy's state is rebuilt.",
     )
     resume.add_argument("run", help="run name")
-    resume.add_argument("--store", required=True, help="SQLite file of the runs")
+    resume.add_argument("--store", required=True, help="SQLite file or postgresql:// URL")
     resume.add_argument("--data-dir", default=None, help="folder holding the data")
+    resume.add_argument(
+        "--ray-address", default=None, help="continue on this Ray cluster instead of the stored one"
+    )
     resume.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return parser
 
@@ -167,8 +180,31 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     what.add_argument("--seed", type=int, default=0, help="seed of strategy and training")
     what.add_argument("--population", type=positive_int, default=10, help="evolution: population")
     what.add_argument("--sample", type=positive_int, default=3, help="evolution: tournament size")
+    run = p.add_argument_group("how to run trials")
+    run.add_argument(
+        "--executor",
+        default="auto",
+        help="inprocess, pool (worker processes) or ray; auto: inprocess for --estimator "
+        "benchmark, pool for train, ray if --ray-address is given",
+    )
+    run.add_argument("--workers", type=positive_int, default=1, help="trials in flight at once")
+    run.add_argument("--ray-address", default=None, help="Ray cluster address host:port")
+    run.add_argument(
+        "--trial-timeout", type=positive_float, default=None, help="seconds per trial (pool, ray)"
+    )
+    run.add_argument(
+        "--memory-limit-mb", type=positive_float, default=None, help="memory per trial (pool)"
+    )
+    run.add_argument(
+        "--as-finished",
+        action="store_true",
+        help="tell results to the strategy as they finish (throughput) instead of in trial "
+        "order (reproducible for a given seed and --workers)",
+    )
     where = p.add_argument_group("where")
-    where.add_argument("--store", default=None, help="SQLite file to record the run in")
+    where.add_argument(
+        "--store", default=None, help="SQLite file or postgresql:// URL to record the run in"
+    )
     where.add_argument("--name", default=None, help="run name in the store (default: a timestamp)")
     where.add_argument("--data-dir", default=None, help="data folder (else NASFORGE_DATA)")
     add_train_arguments(p)
@@ -210,6 +246,12 @@ def search_config_keys() -> list[str]:
         "lr",
         "channels",
         "cells",
+        "executor",
+        "workers",
+        "ray_address",
+        "trial_timeout",
+        "memory_limit_mb",
+        "as_finished",
     ]
 
 
@@ -229,11 +271,21 @@ def build_experiment(
         cfg["strategy"], space, cfg["seed"], cfg["population"], cfg["sample"]
     )
     estimator = make_estimator(cfg, space, data_dir)
+    executor = factory.make_executor(
+        cfg["executor"],
+        cfg["estimator"],
+        cfg["workers"],
+        cfg["ray_address"],
+        cfg["trial_timeout"],
+        cfg["memory_limit_mb"],
+    )
     return Experiment(
         space,
         strategy,
         estimator,
         cfg["budget"],
+        executor=executor,
+        deterministic=not cfg["as_finished"],
         store=store,
         name=name,
         config={"cli": cfg},
@@ -268,7 +320,7 @@ def summarise_run(experiment: Any) -> dict[str, Any]:
     best = history.best
     return {
         "run": experiment.name,
-        "store": None if experiment.store is None else str(experiment.store.path),
+        "store": None if experiment.store is None else experiment.store.location,
         "space": experiment.space.name,
         "strategy": experiment.strategy.name,
         "estimator": experiment.estimator.name,
@@ -319,6 +371,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from nasforge.core import Candidate
 
     cfg = {key: getattr(args, key) for key in search_config_keys() if hasattr(args, key)}
+    cfg.setdefault("seed", 0)
     space = factory.make_space(cfg["space"])
     arch = space.from_string(args.arch)
     estimator = make_estimator(cfg, space, args.data_dir)
@@ -341,14 +394,17 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_resume(args: argparse.Namespace) -> None:
-    from nasforge.store import Store
+    from nasforge.report.show import open_existing
 
-    store = Store(args.store)
+    store = open_existing(args.store)
     run = store.get_run(args.run)
     cfg = run.config.get("cli")
     if cfg is None:
         raise ConfigError(f"run {args.run!r} was not started from the CLI; resume it from Python")
-    experiment = build_experiment(dict(cfg), args.data_dir, store, args.run, True, True)
+    cfg = dict(cfg)
+    if args.ray_address:
+        cfg["ray_address"] = args.ray_address
+    experiment = build_experiment(cfg, args.data_dir, store, args.run, True, True)
     experiment.run()
     emit(summarise_run(experiment), args.json)
 

@@ -13,6 +13,7 @@ from nasforge.errors import ConfigError, UnknownNameError
 SPACES = ("nb201",)
 STRATEGIES = ("random", "evolution")
 ESTIMATORS = ("benchmark", "train")
+EXECUTORS = ("auto", "inprocess", "pool", "ray")
 BENCHMARK_DATASETS = ("cifar10", "cifar100", "imagenet16-120")
 TRAIN_DATASETS = ("mnist", "fashion-mnist", "cifar10", "digits")
 
@@ -61,3 +62,43 @@ def make_estimator(
         data = load_dataset(dataset, data_dir=data_dir)
         return Train(space, data, seed=seed, **(train_options or {}))
     raise UnknownNameError("estimator", kind, ESTIMATORS)
+
+
+def make_executor(
+    kind: str,
+    estimator_kind: str,
+    workers: int = 1,
+    ray_address: str | None = None,
+    trial_timeout: float | None = None,
+    memory_limit_mb: float | None = None,
+) -> Any:
+    """``auto``: in-process for table lookups (a process boundary costs more than the work),
+    a worker pool for real training (isolation: a crash, hang or memory blow-up fails one
+    trial, not the search); Ray when a cluster address is given."""
+    if kind == "auto":
+        if ray_address:
+            kind = "ray"
+        else:
+            kind = "inprocess" if estimator_kind == "benchmark" else "pool"
+    if kind == "inprocess":
+        if trial_timeout or memory_limit_mb:
+            raise ConfigError(
+                "--trial-timeout and --memory-limit-mb need worker processes: "
+                "use --executor pool or ray"
+            )
+        from nasforge.executors.inprocess import InProcessExecutor
+
+        return InProcessExecutor(slots=workers)
+    if kind == "pool":
+        from nasforge.executors.pool import ProcessPoolExecutor
+
+        return ProcessPoolExecutor(
+            workers=workers, trial_timeout=trial_timeout, memory_limit_mb=memory_limit_mb
+        )
+    if kind == "ray":
+        from nasforge.executors.ray import RayExecutor
+
+        return RayExecutor(
+            address=ray_address, slots=workers if workers > 1 else None, trial_timeout=trial_timeout
+        )
+    raise UnknownNameError("executor", kind, EXECUTORS)

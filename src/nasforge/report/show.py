@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
-from nasforge.errors import ConfigError
 from nasforge.store import Store
 
 
 def open_existing(path: str) -> Store:
-    """Open a store for reading; unlike a search, `show` must not create an empty file."""
-    if not Path(path).is_file():
-        raise ConfigError(f"store {path} does not exist; give the file a search wrote (--store)")
-    return Store(path)
+    """Open a store that must already exist: `show` and `resume` never create an empty one."""
+    return Store(path, create=False)
 
 
 def run_summary(store: Store, name: str, top: int = 5) -> dict[str, Any]:
@@ -25,7 +21,7 @@ def run_summary(store: Store, name: str, top: int = 5) -> dict[str, Any]:
     ranked = sorted(complete, key=lambda t: t.result.objective, reverse=True)  # type: ignore[union-attr]
     return {
         "run": run.name,
-        "store": str(store.path),
+        "store": store.location,
         "status": run.effective_status,
         "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.created)),
         "updated": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.updated)),
