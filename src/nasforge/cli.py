@@ -178,8 +178,26 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     )
     what.add_argument("--budget", type=positive_int, default=100, help="number of evaluations")
     what.add_argument("--seed", type=int, default=0, help="seed of strategy and training")
-    what.add_argument("--population", type=positive_int, default=10, help="evolution: population")
-    what.add_argument("--sample", type=positive_int, default=3, help="evolution: tournament size")
+    what.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a strategy option, repeatable, e.g. --option population=20 --option sample=5 "
+        "(evolution), --option eta=3 (hyperband); the strategy's docstring lists them",
+    )
+    what.add_argument(
+        "--population", type=positive_int, default=None, help="shortcut for --option population=N"
+    )
+    what.add_argument(
+        "--sample", type=positive_int, default=None, help="shortcut for --option sample=N"
+    )
+    what.add_argument(
+        "--max-params",
+        type=positive_float,
+        default=None,
+        help="constraint: only propose networks with at most this many parameters",
+    )
     run = p.add_argument_group("how to run trials")
     run.add_argument(
         "--executor",
@@ -226,7 +244,26 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 def search_config(args: argparse.Namespace) -> dict[str, Any]:
     """What the CLI needs to rebuild the same experiment on resume."""
+    args.options = parse_options(args.option)
+    for key in ("population", "sample"):
+        if getattr(args, key) is not None:
+            args.options[key] = getattr(args, key)
     return {key: getattr(args, key) for key in search_config_keys()}
+
+
+def parse_options(pairs: list[str]) -> dict[str, Any]:
+    """``["population=20", "ucb=true"]`` -> ``{"population": 20, "ucb": True}`` (JSON values,
+    else strings)."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--option {pair!r} is not KEY=VALUE, e.g. --option population=20")
+        try:
+            options[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            options[key.strip()] = text
+    return options
 
 
 def search_config_keys() -> list[str]:
@@ -237,8 +274,8 @@ def search_config_keys() -> list[str]:
         "dataset",
         "budget",
         "seed",
-        "population",
-        "sample",
+        "options",
+        "max_params",
         "epochs",
         "subset",
         "val_fraction",
@@ -267,10 +304,10 @@ def build_experiment(
     from nasforge.experiment import Experiment
 
     space = factory.make_space(cfg["space"])
-    strategy = factory.make_strategy(
-        cfg["strategy"], space, cfg["seed"], cfg["population"], cfg["sample"]
-    )
     estimator = make_estimator(cfg, space, data_dir)
+    strategy = factory.make_strategy(
+        cfg["strategy"], space, cfg["seed"], cfg["options"], estimator, cfg["max_params"]
+    )
     executor = factory.make_executor(
         cfg["executor"],
         cfg["estimator"],

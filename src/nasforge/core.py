@@ -56,6 +56,13 @@ class Result:
         object.__setattr__(self, "metrics", _frozen(self.metrics))
         object.__setattr__(self, "report", _frozen(self.report))
 
+    def __reduce__(self) -> tuple[type[Result], tuple[Any, ...]]:
+        # read-only mapping proxies do not pickle; worker processes send results back
+        return (
+            Result,
+            (self.objective, dict(self.metrics), dict(self.report), self.cost, self.fidelity),
+        )
+
     def for_strategy(self) -> Result:
         """The same result without report-only metrics: what a strategy is allowed to see."""
         return Result(self.objective, self.metrics, {}, self.cost, self.fidelity)

@@ -6,12 +6,36 @@ Imports are deferred to the factory functions so that ``nasforge --help`` stays 
 
 from __future__ import annotations
 
+import importlib
+import inspect
 from typing import Any
 
 from nasforge.errors import ConfigError, UnknownNameError
 
 SPACES = ("nb201",)
-STRATEGIES = ("random", "evolution")
+
+#: strategy name -> (module, class). Model-based and RL strategies import their models lazily.
+STRATEGY_CLASSES: dict[str, tuple[str, str]] = {
+    "random": ("nasforge.strategies.random", "RandomSearch"),
+    "grid": ("nasforge.strategies.grid", "GridSearch"),
+    "evolution": ("nasforge.strategies.evolution", "RegularizedEvolution"),
+    "tournament": ("nasforge.strategies.tournament", "TournamentEvolution"),
+    "genetic": ("nasforge.strategies.genetic", "GeneticAlgorithm"),
+    "local": ("nasforge.strategies.local", "LocalSearch"),
+    "reinforce": ("nasforge.strategies.reinforce", "Reinforce"),
+    "ppo": ("nasforge.strategies.reinforce", "PPO"),
+    "mcts": ("nasforge.strategies.mcts", "MCTS"),
+    "bo": ("nasforge.strategies.bo", "BayesianOptimisation"),
+    "bananas": ("nasforge.strategies.bananas", "Bananas"),
+    "tpe": ("nasforge.strategies.tpe", "TPE"),
+    "sh": ("nasforge.strategies.hyperband", "SuccessiveHalving"),
+    "hyperband": ("nasforge.strategies.hyperband", "Hyperband"),
+    "asha": ("nasforge.strategies.asha", "ASHA"),
+    "bohb": ("nasforge.strategies.bohb", "BOHB"),
+}
+STRATEGIES = tuple(STRATEGY_CLASSES)
+#: strategies that choose a fidelity, and so need an estimator that offers a range of them
+MULTI_FIDELITY = ("sh", "hyperband", "asha", "bohb")
 ESTIMATORS = ("benchmark", "train")
 EXECUTORS = ("auto", "inprocess", "pool", "ray")
 BENCHMARK_DATASETS = ("cifar10", "cifar100", "imagenet16-120")
@@ -26,16 +50,62 @@ def make_space(name: str) -> Any:
     raise UnknownNameError("search space", name, SPACES)
 
 
-def make_strategy(name: str, space: Any, seed: int, population: int = 10, sample: int = 3) -> Any:
-    if name == "random":
-        from nasforge.strategies.random import RandomSearch
+def strategy_class(name: str) -> type:
+    if name not in STRATEGY_CLASSES:
+        raise UnknownNameError("strategy", name, STRATEGIES)
+    module, cls = STRATEGY_CLASSES[name]
+    return getattr(importlib.import_module(module), cls)
 
-        return RandomSearch(space, seed=seed)
-    if name == "evolution":
-        from nasforge.strategies.evolution import RegularizedEvolution
 
-        return RegularizedEvolution(space, seed=seed, population=population, sample=sample)
-    raise UnknownNameError("strategy", name, STRATEGIES)
+def make_strategy(
+    name: str,
+    space: Any,
+    seed: int,
+    options: dict[str, Any] | None = None,
+    estimator: Any = None,
+    max_params: float | None = None,
+) -> Any:
+    """A strategy by name. ``options`` are the strategy's own keyword arguments (population,
+    eta ...); multi-fidelity strategies take their fidelity range from ``estimator``."""
+    cls = strategy_class(name)
+    kwargs = dict(options or {})
+    if max_params is not None:
+        from nasforge.strategies.constraints import MaxParams
+
+        kwargs["constraint"] = MaxParams(space, max_params)
+    if name in MULTI_FIDELITY and "max_fidelity" not in kwargs:
+        low_high = getattr(estimator, "fidelity_range", None)
+        if low_high is None:
+            offered = getattr(estimator, "name", "this estimator")
+            raise ConfigError(
+                f"strategy {name!r} chooses a fidelity, but {offered} offers none; "
+                "use it with --estimator train (fidelity = epochs)"
+            )
+        kwargs.setdefault("min_fidelity", low_high[0])
+        kwargs["max_fidelity"] = low_high[1]
+    accepted = _keyword_arguments(cls)
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise ConfigError(
+            f"strategy {name!r} has no option {', '.join(unknown)}; "
+            f"accepted: {', '.join(sorted(accepted - {'space', 'seed'}))}"
+        )
+    return cls(space, seed=seed, **kwargs)
+
+
+def _keyword_arguments(cls: type) -> set[str]:
+    """Keyword arguments of a strategy's constructor, including those of its base classes
+    when it forwards ``**kwargs``."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        names |= {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return names - {"self"}
 
 
 def make_estimator(

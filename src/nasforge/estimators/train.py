@@ -121,6 +121,8 @@ class Train:
         self.val_fraction, self.subset, self.seed = val_fraction, subset, seed
         self.threads = None if threads is None else int(threads)
         self.on_epoch = on_epoch
+        #: multi-fidelity strategies pick epochs in this range (candidate.fidelity)
+        self.fidelity_range = (1.0, float(self.epochs))
         self.train_idx = torch.from_numpy(train_idx)
         self.val_idx = torch.from_numpy(val_idx)
 
