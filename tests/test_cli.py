@@ -181,3 +181,50 @@ def test_bad_arch_string_is_one_line_naming_the_accepted_form(nb201_dir, arch, e
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0]
     assert "none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3" in lines[0]
+
+
+def test_unreachable_ray_address_is_one_line_and_writes_nothing(nb201_dir, tmp_path):
+    store = tmp_path / "runs.db"
+    result = run_cli(
+        "search",
+        "--data-dir",
+        str(nb201_dir.parent),
+        "--ray-address",
+        "127.0.0.1:1",
+        "--store",
+        str(store),
+        "--name",
+        "r",
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach Ray cluster at 127.0.0.1:1" in lines[0]
+    assert not store.exists()
+
+
+def test_unreachable_database_url_is_one_line(nb201_dir):
+    result = run_cli(
+        "search",
+        "--data-dir",
+        str(nb201_dir.parent),
+        "--store",
+        "postgresql://nasforge:secret@127.0.0.1:1/runs",
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot open store" in lines[0]
+    assert "secret" not in lines[0]
+
+
+def test_unknown_strategy_option_lists_accepted(nb201_dir):
+    result = run_cli(
+        "search",
+        "--data-dir",
+        str(nb201_dir.parent),
+        "--strategy",
+        "evolution",
+        "--option",
+        "populaton=20",
+    )
+    assert result.returncode == 2
+    assert "no option populaton; accepted:" in result.stderr and "population" in result.stderr

@@ -300,8 +300,11 @@ def build_experiment(
     resume: bool,
     progress: bool,
 ) -> Any:
-    """The experiment a stored or command-line configuration describes."""
+    """The experiment a stored or command-line configuration describes. Cheap checks come
+    first and nothing is written until every part was built: a bad Ray address leaves no store
+    behind, a bad store URL leaves no worker or Ray instance running."""
     from nasforge.experiment import Experiment
+    from nasforge.store import Store
 
     space = factory.make_space(cfg["space"])
     estimator = make_estimator(cfg, space, data_dir)
@@ -316,19 +319,25 @@ def build_experiment(
         cfg["trial_timeout"],
         cfg["memory_limit_mb"],
     )
-    return Experiment(
-        space,
-        strategy,
-        estimator,
-        cfg["budget"],
-        executor=executor,
-        deterministic=not cfg["as_finished"],
-        store=store,
-        name=name,
-        config={"cli": cfg},
-        resume=resume,
-        progress=progress,
-    )
+    try:
+        if store is not None and not isinstance(store, Store):
+            store = Store(store)
+        return Experiment(
+            space,
+            strategy,
+            estimator,
+            cfg["budget"],
+            executor=executor,
+            deterministic=not cfg["as_finished"],
+            store=store,
+            name=name,
+            config={"cli": cfg},
+            resume=resume,
+            progress=progress,
+        )
+    except BaseException:
+        executor.shutdown()
+        raise
 
 
 def make_estimator(cfg: dict[str, Any], space: Any, data_dir: str | None) -> Any:
