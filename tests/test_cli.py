@@ -97,7 +97,7 @@ def test_benchmark_writes_summary_json_and_plot(nb201_dir, tmp_path, capsys):
     [
         (
             ["search", "--strategy", "annealing"],
-            "unknown strategy 'annealing'; accepted: evolution, random",
+            "unknown strategy 'annealing'; accepted: asha, bananas, bo, bohb, evolution",
         ),
         (["search", "--space", "nb999"], "unknown search space 'nb999'; accepted: nb201"),
         (["search", "--dataset", "svhn"], "accepted: cifar10, cifar100, imagenet16-120"),

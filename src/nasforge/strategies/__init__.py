@@ -1,4 +1,5 @@
-"""Search strategies: which candidate next. Each implements ``strategies.base.Strategy``."""
+"""Search strategies: which candidate next. Each implements ``strategies.base.Strategy``;
+``nasforge.factory.STRATEGY_CLASSES`` maps the CLI names to these classes."""
 
 from nasforge._lazy import lazy_exports
 
@@ -6,6 +7,21 @@ __getattr__ = lazy_exports(
     __name__,
     {
         "RandomSearch": "nasforge.strategies.random",
+        "GridSearch": "nasforge.strategies.grid",
         "RegularizedEvolution": "nasforge.strategies.evolution",
+        "TournamentEvolution": "nasforge.strategies.tournament",
+        "GeneticAlgorithm": "nasforge.strategies.genetic",
+        "LocalSearch": "nasforge.strategies.local",
+        "Reinforce": "nasforge.strategies.reinforce",
+        "PPO": "nasforge.strategies.reinforce",
+        "MCTS": "nasforge.strategies.mcts",
+        "BayesianOptimisation": "nasforge.strategies.bo",
+        "Bananas": "nasforge.strategies.bananas",
+        "TPE": "nasforge.strategies.tpe",
+        "SuccessiveHalving": "nasforge.strategies.hyperband",
+        "Hyperband": "nasforge.strategies.hyperband",
+        "ASHA": "nasforge.strategies.asha",
+        "BOHB": "nasforge.strategies.bohb",
+        "MaxParams": "nasforge.strategies.constraints",
     },
 )
