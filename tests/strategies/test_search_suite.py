@@ -16,15 +16,16 @@ import torch
 from nasforge.core import Result
 from nasforge.errors import ConfigError
 from nasforge.experiment import Experiment
+from nasforge.spaces.decisions import Decisions, decisions_of
 from nasforge.spaces.nb201 import OPS, NB201Arch, NB201Space
 from nasforge.strategies.base import NoCandidateYet
 from nasforge.strategies.constraints import MaxParams
-from nasforge.strategies.genetic import GeneticAlgorithm, nb201_uniform_crossover
+from nasforge.strategies.genetic import GeneticAlgorithm
 from nasforge.strategies.grid import GridSearch
 from nasforge.strategies.local import LocalSearch
 from nasforge.strategies.mcts import MCTS
 from nasforge.strategies.random import RandomSearch
-from nasforge.strategies.reinforce import PPO, Controller, Decisions, Reinforce, decisions_of
+from nasforge.strategies.reinforce import PPO, Controller, Reinforce
 from nasforge.strategies.tournament import TournamentEvolution
 
 SPACE = NB201Space()
@@ -233,7 +234,7 @@ def test_tournament_children_are_one_mutation_from_a_member():
 def test_uniform_crossover_takes_every_edge_from_a_parent():
     rng = np.random.default_rng(0)
     a, b = NB201Arch((OPS[0],) * 6), NB201Arch((OPS[3],) * 6)
-    children = [nb201_uniform_crossover(a, b, rng) for _ in range(50)]
+    children = [SPACE.crossover(a, b, rng) for _ in range(50)]
     assert all(op in (OPS[0], OPS[3]) for c in children for op in c.ops)
     mixed = [c for c in children if c not in (a, b)]
     assert len(mixed) > 40  # both parents contribute
@@ -245,7 +246,7 @@ def test_genetic_uses_the_spaces_own_crossover_when_it_has_one():
     class WithCrossover(NB201Space):
         def crossover(self, a, b, rng):
             calls.append((a, b))
-            return nb201_uniform_crossover(a, b, rng)
+            return SPACE.crossover(a, b, rng)
 
     strategy = GeneticAlgorithm(WithCrossover(), seed=0, population=5, crossover_rate=1.0)
     drive(strategy, 30)

@@ -21,12 +21,13 @@ from torch import nn
 
 from nasforge.errors import ConfigError, InvalidArchError, UnknownNameError
 from nasforge.nn.ops import ResNetBasicBlock, make_op
+from nasforge.spaces.decisions import Decisions
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 #: (source, target) of each edge, in the order of the benchmark's string.
 EDGES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
 NUM_NODES = 4
-ENCODINGS: tuple[str, ...] = ("onehot", "index")
+ENCODINGS: tuple[str, ...] = ("onehot", "index", "path")
 
 _OP_INDEX = {op: i for i, op in enumerate(OPS)}
 _KERNEL = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
@@ -250,6 +251,28 @@ def param_count(
 # --- the space ----------------------------------------------------------------------------------
 
 
+def _path_encoding(indices: Sequence[int]) -> np.ndarray:
+    """One bit per input->output path of ops (White et al., "BANANAS", AAAI 2021).
+
+    The cell has four paths from node 0 to node 3: 0-3 (edge 3), 0-1-3 (edges 0, 4), 0-2-3
+    (edges 1, 5) and 0-1-2-3 (edges 0, 2, 5). A path of length L has 5**L possible op
+    sequences, one bit each (5 + 25 + 25 + 125 = 180 bits); a path through a ``none`` edge
+    carries nothing and stays 0, so edges that no path uses (dead edges) do not show.
+    """
+    paths = ((3,), (0, 4), (1, 5), (0, 2, 5))  # edges (positions in EDGES) along each path
+    none, base = _OP_INDEX["none"], len(OPS)
+    bits = np.zeros(sum(base ** len(path) for path in paths))
+    offset = 0
+    for path in paths:
+        position = 0
+        for edge in path:
+            position = position * base + int(indices[edge])
+        if all(int(indices[edge]) != none for edge in path):
+            bits[offset + position] = 1.0
+        offset += base ** len(path)
+    return bits
+
+
 class NB201Space:
     """NAS-Bench-201 as a SearchSpace: architectures are NB201Arch values."""
 
@@ -278,8 +301,11 @@ class NB201Space:
         ]
 
     def encode(self, arch: NB201Arch, kind: str = "onehot") -> np.ndarray:
-        """``onehot``: 30 floats, 5 per edge in ``OPS`` order; ``index``: the 6 op indices."""
+        """``onehot``: 30 floats, 5 per edge in ``OPS`` order; ``index``: the 6 op indices;
+        ``path``: 180 bits, one per input->output sequence of ops (see ``_path_encoding``)."""
         indices = np.asarray(_check(arch).indices)
+        if kind == "path":
+            return _path_encoding(indices)
         if kind == "onehot":
             out = np.zeros((len(EDGES), len(OPS)))
             out[np.arange(len(EDGES)), indices] = 1.0
@@ -304,6 +330,20 @@ class NB201Space:
         as different all-zero cells; we keep its partition so results line up with its tables.
         """
         return _representatives()[canonical_key(arch)]
+
+    def decisions(self) -> Decisions:
+        """Six categorical decisions (one op per edge, in ``EDGES`` order) of five options."""
+        return Decisions(
+            choices=(len(OPS),) * len(EDGES),
+            decode=NB201Arch.from_indices,
+            encode=lambda arch: _check(arch).indices,
+        )
+
+    def crossover(self, a: NB201Arch, b: NB201Arch, rng: np.random.Generator) -> NB201Arch:
+        """Uniform crossover: each edge's op comes from either parent with equal probability."""
+        take_a = rng.random(len(EDGES)) < 0.5
+        pairs = zip(_check(a).ops, _check(b).ops, take_a, strict=True)
+        return NB201Arch(tuple(x if first else y for x, y, first in pairs))
 
     def size(self) -> int:
         return len(OPS) ** len(EDGES)

@@ -27,26 +27,15 @@ import numpy as np
 from nasforge.core import Arch, Candidate, Result
 from nasforge.errors import ConfigError
 from nasforge.spaces.base import SearchSpace
-from nasforge.spaces.nb201 import NB201Arch, NB201Space
 from nasforge.strategies.base import Constraint, SeededStrategy
 
 Crossover = Callable[[Arch, Arch, np.random.Generator], Arch]
 
 
-def nb201_uniform_crossover(a: NB201Arch, b: NB201Arch, rng: np.random.Generator) -> NB201Arch:
-    """Each of the 6 edges takes its op from ``a`` or ``b`` with equal probability."""
-    take_a = rng.random(len(a.ops)) < 0.5
-    return NB201Arch(tuple(x if t else y for x, y, t in zip(a.ops, b.ops, take_a, strict=True)))
-
-
 def crossover_of(space: SearchSpace) -> Crossover | None:
-    """The space's own ``crossover`` if it has one, the NB201 adapter, or None."""
+    """The space's own ``crossover(a, b, rng)``, or None (mutation-only)."""
     own = getattr(space, "crossover", None)
-    if callable(own):
-        return own
-    if isinstance(space, NB201Space):
-        return nb201_uniform_crossover  # type: ignore[return-value]
-    return None
+    return own if callable(own) else None
 
 
 class GeneticAlgorithm(SeededStrategy):

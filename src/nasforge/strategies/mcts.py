@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from nasforge.core import Candidate, Result
 from nasforge.errors import ConfigError
 from nasforge.spaces.base import SearchSpace
+from nasforge.spaces.decisions import decisions_of
 from nasforge.strategies.base import Constraint, SeededStrategy
-from nasforge.strategies.reinforce import decisions_of
 
 NORMALIZATIONS = ("rank", "minmax")
 
@@ -74,7 +74,7 @@ class MCTS(SeededStrategy):
         self.exploration = exploration
         self.normalize = normalize
         self.told: list[float] = []  # every objective told, sorted
-        self.decisions = decisions_of(space)
+        self.decisions = decisions_of(space, "strategy 'mcts'")
         self.root = Node(0)
         self.low = math.inf
         self.high = -math.inf

@@ -34,17 +34,17 @@ proposed is resampled. A failed trial (``tell_failure``) is dropped: no reward, 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from nasforge.core import Arch, Candidate, Result
+from nasforge.core import Candidate, Result
 from nasforge.errors import ConfigError
 from nasforge.spaces.base import SearchSpace
-from nasforge.spaces.nb201 import EDGES, OPS, NB201Arch, NB201Space
+from nasforge.spaces.decisions import decisions_of
 from nasforge.strategies.base import Constraint, SeededStrategy
 
 ALGORITHMS = ("reinforce", "ppo")
@@ -53,39 +53,6 @@ CONTROLLERS = ("lstm", "independent")
 #: about the same for 1 or 64 sequences, and redraws (isomorphic or infeasible cells) are common
 #: once the policy has converged
 SAMPLE_BATCH = 8
-
-
-# --- the decision interface (a candidate for the SearchSpace protocol) ---------------------------
-
-
-@dataclass(frozen=True)
-class Decisions:
-    """A space seen as a fixed sequence of categorical decisions.
-
-    ``choices[t]`` is the number of options of decision t; ``decode`` turns a full sequence of
-    option indices into an architecture and ``encode`` does the reverse.
-    """
-
-    choices: tuple[int, ...]
-    decode: Callable[[Sequence[int]], Arch]
-    encode: Callable[[Arch], tuple[int, ...]]
-
-
-def decisions_of(space: SearchSpace) -> Decisions:
-    """The space's own ``decisions()`` if it has one, else an adapter (NB201), else ConfigError."""
-    own = getattr(space, "decisions", None)
-    if callable(own):
-        return own()
-    if isinstance(space, NB201Space):
-        return Decisions(
-            choices=(len(OPS),) * len(EDGES),
-            decode=NB201Arch.from_indices,
-            encode=lambda arch: tuple(int(i) for i in space.encode(arch, "index")),
-        )
-    raise ConfigError(
-        f"space {space.name!r} does not describe itself as a sequence of decisions, which "
-        "sequential strategies (reinforce, ppo, mcts) need; accepted spaces: nb201"
-    )
 
 
 # --- the controller ------------------------------------------------------------------------------
@@ -246,7 +213,7 @@ class Reinforce(SeededStrategy):
         super().__init__(space, seed, constraint)
         if algorithm == "ppo":
             self.name = "ppo"
-        self.decisions = decisions_of(space)
+        self.decisions = decisions_of(space, f"strategy {self.name!r}")
         self.algorithm = algorithm
         self.batch_size = batch_size
         self.ppo_epochs = ppo_epochs
