@@ -90,6 +90,14 @@ def test_benchmark_writes_summary_json_and_plot(nb201_dir, tmp_path, capsys):
     assert row["mean"] == pytest.approx(sum(row["finals"]) / 4)
     assert results["versions"]["torch"] and results["config"]["budget_evaluations"] == 30
     assert out.with_suffix(".png").stat().st_size > 10_000
+    assert "| evolution |" in out.with_suffix(".md").read_text()
+    rows = out.with_suffix(".csv").read_text().splitlines()
+    assert rows[0].startswith("strategy,evaluations") and len(rows) == 1 + 2 * 30
+
+
+def test_benchmark_refuses_multi_fidelity_strategies_on_a_table(nb201_dir):
+    result = run_cli("benchmark", "--strategies", "hyperband", "--data-dir", str(nb201_dir.parent))
+    assert result.returncode == 2 and "chooses a fidelity" in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -102,7 +102,8 @@ def build_parser() -> Parser:
     bench.add_argument(
         "--strategies",
         default="random,evolution",
-        help=f"comma-separated, from: {', '.join(factory.STRATEGIES)} (random is always added)",
+        help=f"comma-separated, from: {', '.join(factory.STRATEGIES)}, or all "
+        "(random is always added)",
     )
     bench.add_argument("--seeds", type=positive_int, default=100, help="runs per strategy")
     bench.add_argument("--budget", type=positive_int, default=100, help="evaluations per run")
@@ -471,16 +472,21 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
 
         args.dataset = resolve_dataset(args.dataset)
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    if strategies == ["all"]:
+        strategies = [s for s in factory.STRATEGIES if s not in factory.MULTI_FIDELITY]
+    for name in strategies:
+        if name in factory.MULTI_FIDELITY:
+            raise ConfigError(
+                f"strategy {name!r} chooses a fidelity and the {args.space} table offers one; "
+                "compare it on real training (nasforge search --estimator train)"
+            )
     setup = ComparisonSetup(args.space, args.dataset, args.budget, args.data_dir)
     results = compare(setup, strategies, args.seeds, workers=args.workers)
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=1))
-        from nasforge.report.plots import plot_anytime
+        from nasforge.compare import write_outputs
 
-        plot = plot_anytime(results, out.with_suffix(".png"))
-        sys.stderr.write(f"wrote {out} and {plot}\n")
+        written = write_outputs(results, Path(args.out))
+        sys.stderr.write(f"wrote {', '.join(str(p) for p in written)}\n")
     if args.json:
         print(json.dumps(results))
     else:

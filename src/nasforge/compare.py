@@ -8,6 +8,8 @@ best-by-objective one, as mean ± std over seeds, with the anytime curve of that
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import platform
 import sys
@@ -15,6 +17,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -144,6 +147,29 @@ def _summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "seconds_per_run": float(np.mean([r["seconds"] for r in runs])),
         "ask_ms": float(np.mean([r["ask_ms"] for r in runs])),
     }
+
+
+def write_outputs(results: dict[str, Any], out: Path) -> list[Path]:
+    """``out`` (JSON: everything, including configuration and versions), and beside it the
+    Markdown table (``.md``), the anytime curves as CSV (``.csv``) and their plot (``.png``)."""
+    from nasforge.report.plots import plot_anytime
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1))
+    table = out.with_suffix(".md")
+    versions = ", ".join(f"{k} {v}" for k, v in results["versions"].items())
+    table.write_text(f"{format_table(results)}\n\nsoftware: {versions}\n")
+    curves = out.with_suffix(".csv")
+    with open(curves, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        metric = results["config"]["report_metric"]
+        writer.writerow(["strategy", "evaluations", f"mean_{metric}", f"std_{metric}"])
+        for name, row in results["strategies"].items():
+            for i, (mean, std) in enumerate(
+                zip(row["anytime_mean"], row["anytime_std"], strict=True)
+            ):
+                writer.writerow([name, i + 1, f"{mean:.4f}", f"{std:.4f}"])
+    return [out, table, curves, plot_anytime(results, out.with_suffix(".png"))]
 
 
 def format_table(results: dict[str, Any]) -> str:
