@@ -61,8 +61,9 @@ def run_job(estimator: Estimator, job: Job, worker: str | None = None) -> Outcom
     except NasforgeError as err:
         return Outcome(job.number, None, str(err), time.perf_counter() - start, label, fatal=True)
     except Exception as err:  # a crash in one trial must not end the search
-        return Outcome(job.number, None, describe_exception(err), time.perf_counter() - start,
-                       label)
+        return Outcome(
+            job.number, None, describe_exception(err), time.perf_counter() - start, label
+        )
     return Outcome(job.number, result, None, time.perf_counter() - start, label)
 
 
