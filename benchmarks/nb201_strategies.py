@@ -23,7 +23,10 @@ from nasforge.report.plots import plot_anytime
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="cifar10,cifar100,imagenet16-120")
-    parser.add_argument("--strategies", default=",".join(factory.STRATEGIES))
+    parser.add_argument(
+        "--strategies",
+        default=",".join(s for s in factory.STRATEGIES if s not in factory.MULTI_FIDELITY),
+    )
     parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--budget", type=int, default=100)
     parser.add_argument("--workers", type=int, default=None)
