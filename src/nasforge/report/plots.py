@@ -15,13 +15,21 @@ def plot_anytime(results: dict[str, Any], path: str | Path) -> Path:
     import numpy as np
 
     cfg = results["config"]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, row in results["strategies"].items():
+    rows = results["strategies"]
+    many = len(rows) > 4  # bands of many strategies hide each other: draw them for few only
+    colours = plt.get_cmap("tab20" if len(rows) > 10 else "tab10")
+    fig, ax = plt.subplots(figsize=(9 if many else 7, 4.5))
+    for i, (name, row) in enumerate(rows.items()):
         mean = np.asarray(row["anytime_mean"], dtype=float)
         std = np.asarray(row["anytime_std"], dtype=float)
         x = np.arange(1, len(mean) + 1)
-        ax.plot(x, mean, label=f"{name} ({row['mean']:.2f} ± {row['std']:.2f})")
-        ax.fill_between(x, mean - std, mean + std, alpha=0.15)
+        colour = colours(i % colours.N)
+        style = "--" if name == "random" else "-"
+        ax.plot(
+            x, mean, style, color=colour, label=f"{name} ({row['mean']:.2f} ± {row['std']:.2f})"
+        )
+        if not many:
+            ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.15)
     if results.get("optimum"):
         ax.axhline(
             results["optimum"][cfg["report_metric"]],
@@ -30,13 +38,18 @@ def plot_anytime(results: dict[str, Any], path: str | Path) -> Path:
             lw=1,
             label="optimum of the objective",
         )
-    finals = [v for row in results["strategies"].values() for v in row["anytime_mean"][-1:]]
+    finals = [v for row in rows.values() for v in row["anytime_mean"][-1:]]
     if finals:
         ax.set_ylim(min(finals) - 2.5, max(finals) + 1.0)
+    ax.set_xscale("log")
     ax.set_xlabel("evaluations")
     ax.set_ylabel(f"{cfg['report_metric']} of best-by-objective arch")
-    ax.set_title(f"{cfg['space']} / {cfg['dataset']}: {cfg['seeds']} seeds, mean ± std")
-    ax.legend(loc="lower right")
+    shown = "mean" if many else "mean ± std"
+    ax.set_title(f"{cfg['space']} / {cfg['dataset']}: {cfg['seeds']} seeds, {shown}")
+    if many:
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
+    else:
+        ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     path = Path(path)
