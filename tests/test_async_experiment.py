@@ -75,6 +75,14 @@ def test_deterministic_order_does_not_depend_on_finish_order(bench):
     assert [t.number for t in reference.trials] == list(range(40))
 
 
+def test_a_fixed_window_gives_the_same_trials_whatever_the_number_of_workers(bench):
+    reference = archs(evolve(bench, InProcessExecutor(slots=1), window=3).run())
+    for slots in (2, 3, 5):
+        executor = ShuffledExecutor(slots=slots, seed=slots)
+        assert archs(evolve(bench, executor, window=3).run()) == reference
+        assert executor.max_in_flight == min(slots, 3)
+
+
 def test_more_slots_means_more_pending_asks(bench):
     one = archs(evolve(bench, InProcessExecutor(slots=1)).run())
     four = archs(evolve(bench, InProcessExecutor(slots=4)).run())

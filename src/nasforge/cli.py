@@ -215,6 +215,13 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
         "--memory-limit-mb", type=positive_float, default=None, help="memory per trial (pool)"
     )
     run.add_argument(
+        "--window",
+        type=positive_int,
+        default=None,
+        help="asks that may be pending at once (default: --workers); fix it to get the same "
+        "trials whatever the number of workers",
+    )
+    run.add_argument(
         "--as-finished",
         action="store_true",
         help="tell results to the strategy as they finish (throughput) instead of in trial "
@@ -290,6 +297,7 @@ def search_config_keys() -> list[str]:
         "trial_timeout",
         "memory_limit_mb",
         "as_finished",
+        "window",
     ]
 
 
@@ -330,6 +338,7 @@ def build_experiment(
             cfg["budget"],
             executor=executor,
             deterministic=not cfg["as_finished"],
+            window=cfg.get("window"),
             store=store,
             name=name,
             config={"cli": cfg},

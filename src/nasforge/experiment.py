@@ -6,9 +6,11 @@ are in flight and the strategy is asked again before earlier results are in (the
 
 Two orders of telling results back:
 
-* ``deterministic=True`` (default): trial ``i`` is asked only after the results of trials
-  ``0 .. i-k`` have been told, in trial-number order, whatever order they finished in. The trials
-  therefore depend only on the seed and k, never on timing or on which executor ran them.
+* ``deterministic=True`` (default): trial ``i`` is asked after exactly the results of trials
+  ``0 .. i-w`` have been told, in trial-number order, whatever order they finished in, where the
+  window ``w`` (the number of asks that may be pending) defaults to the executor's slots. The
+  trials therefore depend only on the seed and ``w``: never on timing, on the executor, or, for
+  a fixed ``window``, on the number of workers.
 * ``deterministic=False``: results are told as they arrive and a free slot is filled at once;
   best throughput when trial durations vary a lot, but timing decides the interleaving.
 
@@ -98,6 +100,7 @@ class Experiment:
         *,
         executor: Executor | None = None,
         deterministic: bool = True,
+        window: int | None = None,
         store: Store | str | os.PathLike[str] | None = None,
         name: str | None = None,
         config: dict[str, Any] | None = None,
@@ -115,6 +118,9 @@ class Experiment:
             )
         self.executor: Executor = executor or InProcessExecutor()
         self.deterministic = deterministic
+        if window is not None and (isinstance(window, bool) or window < 1):
+            raise ConfigError(f"window must be a whole number >= 1, got {window}")
+        self.window = window or self.executor.slots
         if resume and (store is None or name is None):
             raise ConfigError("resume needs a store and the name of the run to continue")
         if store is not None and not isinstance(store, Store):
@@ -182,15 +188,15 @@ class Experiment:
     def _fill_slots(self) -> None:
         """Ask and submit while the budget and the telling order allow."""
         while self.budget.allows_another(self._asked, self.history):
+            if len(self._in_flight) >= self.executor.slots:
+                return
             if self.deterministic:
-                # trial i may be asked once trials 0 .. i-k are told: tell them, in order
-                needed = self._asked - self.executor.slots + 1
+                # trial i is asked once trials 0 .. i-w are told (no more): tell them, in order
+                needed = self._asked - self.window + 1
                 while self._told < needed and self._told in self._untold:
                     self._tell(self._untold.pop(self._told))
                 if self._told < needed:
                     return  # the result that must be told first is still running
-            elif len(self._in_flight) >= self.executor.slots:
-                return
             candidate = self._ask()
             if candidate is None:
                 return
@@ -327,6 +333,7 @@ class Experiment:
             "budget": {"evaluations": self.budget.evaluations, "seconds": self.budget.seconds},
             "deterministic": self.deterministic,
             "slots": self.executor.slots,
+            "window": self.window,
         }
 
     def _replay(self, stored: list[StoredTrial]) -> None:
