@@ -309,5 +309,6 @@ def test_worker_killed_while_idle_is_replaced_without_an_outcome():
         os.kill(victim, signal.SIGKILL)
         assert wait_gone([victim]) == []
         (outcome,) = run_all(pool, ["ok:2"])
+        assert outcome.result is not None, outcome.error
         assert outcome.result.objective == 4.0 and pid_of(outcome) != victim
         assert pool.replacements == 1

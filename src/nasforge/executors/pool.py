@@ -173,6 +173,8 @@ def _worker_main(conn: Connection, threads: int) -> None:
             continue
         if job is None:  # stop: skip the interpreter's teardown, which takes seconds with torch
             _flush_and_exit(0)
+        if not _send(conn, ("started",)):  # from here on a death is this trial's failure
+            return
         limit.apply()
         outcome = run_job(estimator, job, label)
         try:
@@ -198,6 +200,8 @@ class _Worker:
     spawned: float
     ready: bool = False
     job: Job | None = None
+    job_data: bytes = b""
+    acknowledged: bool = False  # the worker confirmed it began the current job
     started: float = 0.0  # monotonic time the current job was sent
     sender: threading.Thread | None = None  # writes the estimator into the pipe
     kill_reason: str | None = None  # set when the monitor killed it
@@ -510,10 +514,13 @@ class ProcessPoolExecutor(ExecutorBase):
                 return
             if not worker.ready or worker.job is not None or worker.gone or worker.kill_reason:
                 continue
+            if worker.process.exitcode is not None:
+                continue  # died while idle: _poll replaces it, the job waits for the new one
             job, data = self._pending.popleft()
             if self._peak_field == "VmHWM:":
                 _reset_peak(worker.pid)
             worker.job, worker.started = job, time.monotonic()
+            worker.job_data, worker.acknowledged = data, False
             try:
                 worker.conn.send_bytes(data)
             except OSError:  # it just died: the job goes to another worker
@@ -536,6 +543,8 @@ class ProcessPoolExecutor(ExecutorBase):
         kind = message[0]
         if kind == "ready":
             worker.ready = True
+        elif kind == "started":
+            worker.acknowledged = True
         elif kind == "load-failed":
             raise ConfigError(
                 f"a pool worker could not load the estimator: {message[1]} (classes must be "
@@ -568,7 +577,10 @@ class ProcessPoolExecutor(ExecutorBase):
             del self._workers[index]
             why = worker.kill_reason or f"exited before it was ready: it {exit_reason}"
             raise RuntimeError(f"a pool worker ({worker.label}) {why}")
-        if worker.job is not None:
+        if worker.job is not None and not (worker.acknowledged or worker.kill_reason):
+            # it died before it began the job (killed while idle): the job was not tried
+            self._pending.appendleft((worker.job, worker.job_data))
+        elif worker.job is not None:
             reason = worker.kill_reason or f"the worker process {exit_reason} during the trial"
             elapsed = time.monotonic() - worker.started
             self._ready.append(Outcome(worker.job.number, None, reason, elapsed, worker.label))
