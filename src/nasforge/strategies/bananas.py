@@ -12,7 +12,7 @@ bit per input-to-output sequence of ops), the combination the paper found to mat
 * **Acquisition**: independent Thompson sampling (ITS, the paper's default): every candidate
   gets its own draw from N(ensemble mean, ensemble std) and the largest draw wins; or UCB.
 * **Candidates**: every neighbour of the best few architectures, random mutations of the best
-  ten, and a few uniform samples (the pool of ``bo.ModelBasedStrategy``), after ``initial``
+  ten, and a few uniform samples (the pool of ``model_based.ModelBasedStrategy``), after ``initial``
   random architectures (10 in the paper).
 * **Pending asks** are excluded from the pool; ITS draws differ at every ask, so consecutive
   asks spread out without fantasies.
@@ -36,7 +36,7 @@ from nasforge.core import Arch
 from nasforge.errors import ConfigError, UnknownNameError
 from nasforge.spaces.base import SearchSpace
 from nasforge.strategies.base import Constraint
-from nasforge.strategies.bo import ModelBasedStrategy, check_int
+from nasforge.strategies.model_based import ModelBasedStrategy, check_int
 
 
 class MLPEnsemble:

@@ -37,7 +37,7 @@ from nasforge.errors import ConfigError
 from nasforge.spaces.base import SearchSpace
 from nasforge.spaces.decisions import decisions_of
 from nasforge.strategies.base import Constraint
-from nasforge.strategies.bo import ModelBasedStrategy, check_int
+from nasforge.strategies.model_based import ModelBasedStrategy, check_int
 
 
 class TPE(ModelBasedStrategy):
