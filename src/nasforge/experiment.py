@@ -23,7 +23,6 @@ had never stopped.
 
 from __future__ import annotations
 
-import bisect
 import logging
 import math
 import os
@@ -253,7 +252,7 @@ class Experiment:
                 tell_seq=tell_seq,
             )
         arch = self.space.to_string(candidate.arch)
-        self._add_trial(
+        self.history.add(
             Trial(outcome.number, candidate, arch, outcome.result, outcome.error, outcome.seconds)
         )
         if outcome.result is None:
@@ -296,10 +295,6 @@ class Experiment:
             tell_failure = getattr(self.strategy, "tell_failure", None)
             if tell_failure is not None:
                 tell_failure(candidate, outcome.error or "failed")
-
-    def _add_trial(self, trial: Trial) -> None:
-        numbers = [t.number for t in self.history.trials]
-        self.history.trials.insert(bisect.bisect(numbers, trial.number), trial)
 
     # runs, resume -------------------------------------------------------------------------
 
@@ -368,7 +363,7 @@ class Experiment:
             outcome = Outcome(
                 trial.number, trial.result, trial.error, trial.seconds or 0.0, trial.worker or ""
             )
-            self._add_trial(
+            self.history.add(
                 Trial(
                     trial.number,
                     candidate,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,8 +31,10 @@ class History:
 
     trials: list[Trial] = field(default_factory=list)
 
-    def append(self, trial: Trial) -> None:
-        self.trials.append(trial)
+    def add(self, trial: Trial) -> None:
+        """Insert in trial-number order: with several workers, trials finish out of order."""
+        numbers = [t.number for t in self.trials]
+        self.trials.insert(bisect.bisect(numbers, trial.number), trial)
 
     @property
     def completed(self) -> list[Trial]:
