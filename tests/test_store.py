@@ -466,7 +466,7 @@ class _StopAt:
         return self.bench.evaluate(candidate)
 
 
-def test_an_experiment_runs_and_resumes_on_each_backend(store_url, nb201_dir):
+def test_an_experiment_runs_and_resumes_on_each_backend(store_url, nb201_dir, tmp_path):
     from nasforge.estimators.benchmarks.nb201 import NB201Benchmark
     from nasforge.experiment import Experiment
     from nasforge.spaces.nb201 import NB201Space
@@ -478,7 +478,15 @@ def test_an_experiment_runs_and_resumes_on_each_backend(store_url, nb201_dir):
     def experiment(estimator, resume=False):
         strategy = RandomSearch(space, seed=7)
         return Experiment(
-            space, strategy, estimator, 15, store=store, name="rs", resume=resume, progress=False
+            space,
+            strategy,
+            estimator,
+            15,
+            store=store,
+            name="rs",
+            resume=resume,
+            progress=False,
+            log_dir=tmp_path / "logs",
         )
 
     reference = Experiment(space, RandomSearch(space, seed=7), bench, 15, progress=False).run()
@@ -493,6 +501,8 @@ def test_an_experiment_runs_and_resumes_on_each_backend(store_url, nb201_dir):
     trials = store.trials(store.get_run("rs"))
     assert rest.calls == 6  # the trial in flight again, then the rest; nothing twice
     assert store.get_run("rs").status == "finished"
+    log = (tmp_path / "logs" / "rs.log").read_text()
+    assert "run interrupted" in log and "run resumed" in log and "trial 14 finished" in log
     assert [t.arch for t in trials] == [t.arch for t in reference.trials]
     assert [t.result.report["test_acc"] for t in trials] == [
         t.result.report["test_acc"] for t in reference.trials

@@ -396,9 +396,10 @@ class Experiment:
 
     def _open_log(self) -> None:
         folder = self.log_dir
-        store_file = getattr(self.store, "path", None)
-        if folder is None and store_file is not None:
-            folder = Path(store_file).parent / "logs"
+        if folder is None and self.store is not None:
+            # beside a SQLite file; for a database server, in the working directory
+            store_file = getattr(self.store, "path", None)
+            folder = Path(store_file).parent / "logs" if store_file else Path("logs")
         if folder is None:
             return
         folder.mkdir(parents=True, exist_ok=True)
