@@ -236,3 +236,16 @@ def test_unknown_strategy_option_lists_accepted(nb201_dir):
     )
     assert result.returncode == 2
     assert "no option populaton; accepted:" in result.stderr and "population" in result.stderr
+
+
+def test_hardware_metrics_reach_the_result_and_bad_names_are_listed(nb201_dir, capsys):
+    metric = "latency_ms/pi5/litert/cifar100"
+    code = main(
+        ["evaluate", RESNET, "--data-dir", str(nb201_dir.parent), "--hardware", metric, "--json"]
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["metrics"][metric] > 0
+    result = run_cli("search", "--data-dir", str(nb201_dir.parent), "--hardware", "latency_ms/x")
+    assert result.returncode == 2 and metric in result.stderr
+    result = run_cli("search", "--estimator", "train", "--dataset", "digits", "--hardware", metric)
+    assert result.returncode == 2 and "needs --estimator benchmark" in result.stderr

@@ -169,6 +169,14 @@ def add_estimator_arguments(p: argparse.ArgumentParser) -> argparse._ArgumentGro
         help=f"benchmark: {', '.join(factory.BENCHMARK_DATASETS)} (default cifar10); "
         f"train: {', '.join(factory.TRAIN_DATASETS)} (default fashion-mnist)",
     )
+    what.add_argument(
+        "--hardware",
+        default=None,
+        metavar="NAME[,NAME]",
+        help="benchmark: add measured latency/energy metrics, e.g. latency_ms/pi5/litert/cifar100 "
+        "(or all; names: latency_ms|energy_mj / pi5|pixel / litert|onnx|torchmobile / "
+        "cifar100|ninapro|darcy)",
+    )
     return what
 
 
@@ -298,6 +306,7 @@ def search_config_keys() -> list[str]:
         "memory_limit_mb",
         "as_finished",
         "window",
+        "hardware",
     ]
 
 
@@ -367,7 +376,13 @@ def make_estimator(cfg: dict[str, Any], space: Any, data_dir: str | None) -> Any
         "net": {"C": cfg["channels"], "N": cfg["cells"]},
     }
     return factory.make_estimator(
-        cfg["estimator"], space, cfg["dataset"], data_dir, cfg["seed"], train_options
+        cfg["estimator"],
+        space,
+        cfg["dataset"],
+        data_dir,
+        cfg["seed"],
+        train_options,
+        cfg.get("hardware"),
     )
 
 

@@ -115,6 +115,7 @@ def make_estimator(
     data_dir: str | None = None,
     seed: int = 0,
     train_options: dict[str, Any] | None = None,
+    hardware: str | None = None,
 ) -> Any:
     """``benchmark``: the space's tabular benchmark; ``train``: real training on ``dataset``."""
     if kind == "benchmark":
@@ -124,7 +125,10 @@ def make_estimator(
             )
         from nasforge.estimators.benchmarks.nb201 import NB201Benchmark
 
-        return NB201Benchmark(dataset, data_dir=data_dir, space=space)
+        names = None if not hardware else [h.strip() for h in hardware.split(",") if h.strip()]
+        return NB201Benchmark(dataset, data_dir=data_dir, space=space, hardware=names)
+    if hardware:
+        raise ConfigError("--hardware needs --estimator benchmark (the NB201 tables)")
     if kind == "train":
         from nasforge.data.datasets import load_dataset
         from nasforge.estimators.train import Train

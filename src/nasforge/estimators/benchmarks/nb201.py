@@ -10,12 +10,17 @@ Two tables from ``NASFORGE_DATA/nb201`` (see the shared data README):
 
 The tables carry no training time, so results have ``cost`` 0 and ``has_cost`` is False: budgets
 for this estimator count evaluations, not seconds.
+
+Optionally (``hardware=``), measured on-device latency and energy from ``hardware/`` are added to
+``Result.metrics`` (see ``hardware.py`` for the names); they describe the deployed network, not
+held-out accuracy, so a search may use them as objectives or constraints.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -23,6 +28,7 @@ from pathlib import Path
 from nasforge.core import Candidate, Result
 from nasforge.data.paths import find_data
 from nasforge.errors import DataFormatError, UnknownNameError
+from nasforge.estimators.benchmarks import hardware as hw
 from nasforge.spaces.nb201 import NB201Space
 
 TABLE_12EP = "nb201_12ep.csv"
@@ -119,7 +125,9 @@ class NB201Benchmark:
 
     ``objective``: 12-epoch validation accuracy (percent). ``report``: ``test_acc`` (200-epoch
     test accuracy, what papers compare) and ``test_acc_12ep``. ``metrics``: ``params`` of the
-    benchmark's network (C=16, N=5) for the dataset's number of classes.
+    benchmark's network (C=16, N=5) for the dataset's number of classes, plus the hardware
+    metrics named in ``hardware`` (names from ``hardware.METRIC_NAMES``, or ``"all"``). The
+    hardware file is read only when some are requested.
     """
 
     name = "nb201-benchmark"
@@ -131,6 +139,7 @@ class NB201Benchmark:
         dataset: str = "cifar10",
         data_dir: str | os.PathLike[str] | None = None,
         space: NB201Space | None = None,
+        hardware: str | Sequence[str] | None = None,
     ):
         self.dataset = resolve_dataset(dataset)
         self.space = space or NB201Space()
@@ -139,6 +148,10 @@ class NB201Benchmark:
         self.folder = table_path.parent
         self.table = load_tables(str(self.folder), self.dataset)
         self.num_classes = {"cifar10": 10, "cifar100": 100, "imagenet16-120": 120}[self.dataset]
+        self.hardware_metrics = hw.resolve_metrics(hardware)
+        self.hardware_table: dict[str, tuple[float, ...]] = {}
+        if self.hardware_metrics:
+            self.hardware_table = hw.load_hardware(str(hw.find_hardware_file(data_dir)))
 
     def lookup(self, arch: object) -> NB201Entry:
         return self.table[self.space.to_string(arch)]
@@ -146,9 +159,12 @@ class NB201Benchmark:
     def evaluate(self, candidate: Candidate) -> Result:
         entry = self.lookup(candidate.arch)
         params = self.space.param_count(candidate.arch, num_classes=self.num_classes)
+        metrics = {"params": float(params)}
+        for name in self.hardware_metrics:
+            metrics[name] = self.hardware_table[name][entry.index]
         return Result(
             objective=entry.val_acc_12ep,
-            metrics={"params": float(params)},
+            metrics=metrics,
             report={"test_acc": entry.test_acc_200ep, "test_acc_12ep": entry.test_acc_12ep},
             cost=0.0,
             fidelity=12.0,
