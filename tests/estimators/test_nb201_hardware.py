@@ -12,6 +12,7 @@ from conftest import require_data
 from nasforge.core import Candidate
 from nasforge.errors import DataFormatError, DataNotFoundError, UnknownNameError
 from nasforge.estimators.benchmarks import hardware as hw
+from nasforge.estimators.benchmarks import tables
 from nasforge.estimators.benchmarks.nb201 import NB201Benchmark
 from nasforge.spaces.nb201 import NB201Space
 
@@ -116,6 +117,7 @@ def test_malformed_files_name_file_line_and_column(tmp_path, monkeypatch):
     with pytest.raises(DataFormatError, match=r"plain\.csv\.gz: not a readable gzip"):
         hw.load_hardware(str(notgz))
     monkeypatch.setattr(hw, "NUM_CELLS", 2)
+    monkeypatch.setattr(tables, "NUM_CELLS", 2)
     values = ["1.5"] * len(hw.METRIC_COLUMNS)
     bad_values = [*values[:-1], "-3"]
     rows = [",".join(["0", "0", *values]), ",".join(["1", "0", *bad_values])]

@@ -19,20 +19,17 @@ metrics). The file's ``acc_*`` columns are accuracies, not hardware costs, and a
 
 from __future__ import annotations
 
-import csv
-import gzip
 import math
 import os
-import zlib
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
 from nasforge.data.paths import find_data
 from nasforge.errors import DataFormatError, UnknownNameError
+from nasforge.estimators.benchmarks.tables import NUM_CELLS, read_cell_rows
 
 HARDWARE_FILE = "hardware/nb201_hw_nas_bench_360.csv.gz"
-NUM_CELLS = 15_625
 ALL = "all"
 
 HEADS = ("cifar100", "ninapro", "darcy")
@@ -111,21 +108,7 @@ def load_hardware(path: str) -> dict[str, tuple[float, ...]]:
     """
     file = Path(path)
     required = ["arch_idx", "rep_arch_idx", *METRIC_COLUMNS.values()]
-    try:
-        with gzip.open(file, "rt", newline="") as handle:
-            reader = csv.DictReader(handle)
-            header = reader.fieldnames or []
-            missing = [c for c in required if c not in header]
-            if missing:
-                raise DataFormatError(
-                    f"{file}: line 1: missing column(s) {', '.join(missing)}; "
-                    f"expected columns {', '.join(required)}"
-                )
-            rows = list(reader)
-    except (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error) as err:
-        raise DataFormatError(f"{file}: not a readable gzip-compressed CSV table ({err})") from err
-    if len(rows) != NUM_CELLS:
-        raise DataFormatError(f"{file}: {len(rows)} data rows; expected {NUM_CELLS} (one per cell)")
+    rows = read_cell_rows(file, required)
     reps: list[int] = []
     raw: dict[str, list[float]] = {name: [] for name in METRIC_COLUMNS}
     for position, row in enumerate(rows):

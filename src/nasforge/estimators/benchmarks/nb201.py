@@ -18,7 +18,6 @@ held-out accuracy, so a search may use them as objectives or constraints.
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from nasforge.core import Candidate, Result
 from nasforge.data.paths import find_data
 from nasforge.errors import DataFormatError, UnknownNameError
 from nasforge.estimators.benchmarks import hardware as hw
+from nasforge.estimators.benchmarks.tables import read_cell_rows
 from nasforge.spaces.nb201 import NB201Space
 
 TABLE_12EP = "nb201_12ep.csv"
@@ -41,7 +41,6 @@ DATASET_COLUMNS: dict[str, tuple[str, str, str]] = {
     "imagenet16-120": ("imagenet-val", "imagenet-test", "ImageNetTestAccuracy200Epochs"),
 }
 DATASET_ALIASES = {"imagenet": "imagenet16-120", "imagenet16": "imagenet16-120"}
-NUM_CELLS = 15_625
 
 
 @dataclass(frozen=True)
@@ -61,25 +60,6 @@ def resolve_dataset(name: str) -> str:
     return key
 
 
-def _read_rows(path: Path, required: list[str]) -> list[dict[str, str]]:
-    try:
-        with open(path, newline="") as handle:
-            reader = csv.DictReader(handle)
-            header = reader.fieldnames or []
-            missing = [c for c in required if c not in header]
-            if missing:
-                raise DataFormatError(
-                    f"{path}: line 1: missing column(s) {', '.join(missing)}; "
-                    f"expected columns {', '.join(required)}"
-                )
-            rows = list(reader)
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise DataFormatError(f"{path}: not a readable CSV table ({err})") from err
-    if len(rows) != NUM_CELLS:
-        raise DataFormatError(f"{path}: {len(rows)} data rows; expected {NUM_CELLS} (one per cell)")
-    return rows
-
-
 def _number(path: Path, line: int, column: str, text: str | None) -> float:
     try:
         return float(text)  # type: ignore[arg-type]
@@ -94,8 +74,8 @@ def load_tables(folder: str, dataset: str) -> dict[str, NB201Entry]:
     """Join both tables for one dataset into ``{arch string: entry}``; cached per folder."""
     val_col, test12_col, test200_col = DATASET_COLUMNS[dataset]
     path12, path200 = Path(folder) / TABLE_12EP, Path(folder) / TABLE_200EP
-    rows12 = _read_rows(path12, ["arch", "cellstr", val_col, test12_col])
-    rows200 = _read_rows(path200, ["ArchitectureString", test200_col])
+    rows12 = read_cell_rows(path12, ["arch", "cellstr", val_col, test12_col])
+    rows200 = read_cell_rows(path200, ["ArchitectureString", test200_col])
     space = NB201Space()
     table: dict[str, NB201Entry] = {}
     for index, (row12, row200) in enumerate(zip(rows12, rows200, strict=True)):
