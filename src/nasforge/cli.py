@@ -95,9 +95,11 @@ def build_parser() -> Parser:
         "included) gets the same budget on the same benchmark over seeds 0..N-1; prints mean ± "
         "std of the report-only test accuracy of each run's best-by-objective architecture.",
     )
-    bench.add_argument("--space", default="nb201", help=f"one of: {', '.join(factory.SPACES)}")
+    bench.add_argument("--space", default="nb201", help=SPACE_HELP)
     bench.add_argument(
-        "--dataset", default="cifar10", help=f"one of: {', '.join(factory.BENCHMARK_DATASETS)}"
+        "--dataset",
+        default="cifar10",
+        help=f"nb201: {', '.join(factory.BENCHMARK_DATASETS)}; darts (NB301): cifar10",
     )
     bench.add_argument(
         "--strategies",
@@ -106,7 +108,16 @@ def build_parser() -> Parser:
         "(random is always added)",
     )
     bench.add_argument("--seeds", type=positive_int, default=100, help="runs per strategy")
-    bench.add_argument("--budget", type=positive_int, default=100, help="evaluations per run")
+    bench.add_argument(
+        "--budget", type=positive_int, default=None, help="evaluations per run (default 100)"
+    )
+    bench.add_argument(
+        "--budget-seconds",
+        type=positive_float,
+        default=None,
+        help="simulated training seconds per run (the benchmark's cost, e.g. NB301 runtime); "
+        "the fair budget for multi-fidelity strategies",
+    )
     bench.add_argument("--workers", type=positive_int, default=None, help="processes (all cores)")
     bench.add_argument("--out", default=None, help="write results JSON here (and a .png plot)")
     bench.add_argument(
@@ -155,9 +166,14 @@ def build_parser() -> Parser:
     return parser
 
 
+SPACE_HELP = (
+    f"one of: {', '.join(factory.SPACES)}, or a space of your own as FILE.py:NAME or MODULE:NAME"
+)
+
+
 def add_estimator_arguments(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     what = p.add_argument_group("what to search")
-    what.add_argument("--space", default="nb201", help=f"one of: {', '.join(factory.SPACES)}")
+    what.add_argument("--space", default="nb201", help=SPACE_HELP)
     what.add_argument(
         "--estimator",
         default="benchmark",
@@ -251,8 +267,19 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     train.add_argument("--val-fraction", type=fraction, default=0.1, help="validation split")
     train.add_argument("--batch-size", type=positive_int, default=128)
     train.add_argument("--lr", type=float, default=0.1, help="initial SGD learning rate")
-    train.add_argument("--channels", type=positive_int, default=16, help="NB201 C (first stage)")
-    train.add_argument("--cells", type=positive_int, default=5, help="NB201 N (cells per stage)")
+    train.add_argument(
+        "--channels",
+        type=positive_int,
+        default=None,
+        help="the space's width knob (nb201 C, default 16; darts/nasnet C; nb101 stem channels)",
+    )
+    train.add_argument(
+        "--cells",
+        type=positive_int,
+        default=None,
+        help="the space's depth knob (nb201 N, default 5; darts layers; nasnet N; "
+        "nb101 cells per stack)",
+    )
 
 
 # commands ---------------------------------------------------------------------------------------
@@ -324,7 +351,7 @@ def build_experiment(
     from nasforge.experiment import Experiment
     from nasforge.store import Store
 
-    space = factory.make_space(cfg["space"])
+    space = make_space(cfg)
     estimator = make_estimator(cfg, space, data_dir)
     strategy = factory.make_strategy(
         cfg["strategy"], space, cfg["seed"], cfg["options"], estimator, cfg["max_params"]
@@ -359,21 +386,46 @@ def build_experiment(
         raise
 
 
-def make_estimator(cfg: dict[str, Any], space: Any, data_dir: str | None) -> Any:
-    """The estimator of a configuration; fills in the default dataset of its kind."""
+def make_space(cfg: dict[str, Any]) -> Any:
+    """The configuration's space, made for its dataset's image size (fills in the default
+    dataset of the estimator kind first)."""
     if cfg["estimator"] not in factory.ESTIMATORS:
         raise ConfigError(
             f"unknown estimator {cfg['estimator']!r}; accepted: {', '.join(factory.ESTIMATORS)}"
         )
     if cfg["dataset"] is None:
         cfg["dataset"] = "cifar10" if cfg["estimator"] == "benchmark" else "fashion-mnist"
+    size = factory.image_size_of(cfg["dataset"]) if cfg["estimator"] == "train" else None
+    return factory.make_space(cfg["space"], size)
+
+
+def network_options(cfg: dict[str, Any], space: Any) -> dict[str, Any]:
+    """``--channels``/``--cells`` as the keyword names of the space's ``build`` (its
+    ``size_options``); a knob the space does not have is an error, not silently ignored."""
+    knobs = getattr(space, "size_options", {})
+    net: dict[str, Any] = {}
+    for knob in ("channels", "cells"):
+        if cfg.get(knob) is None:
+            continue
+        keyword = knobs.get(knob)
+        if keyword is None:
+            has = ", ".join(f"--{k}" for k, v in knobs.items() if v) or "none"
+            raise ConfigError(
+                f"space {space.name!r} has no --{knob} knob; its network size options: {has}"
+            )
+        net[keyword] = cfg[knob]
+    return net
+
+
+def make_estimator(cfg: dict[str, Any], space: Any, data_dir: str | None) -> Any:
+    """The estimator of a configuration (``make_space`` has filled in its dataset)."""
     train_options = {
         "epochs": cfg["epochs"],
         "subset": cfg["subset"],
         "val_fraction": cfg["val_fraction"],
         "batch_size": cfg["batch_size"],
         "lr": cfg["lr"],
-        "net": {"C": cfg["channels"], "N": cfg["cells"]},
+        "net": network_options(cfg, space) if cfg["estimator"] == "train" else {},
     }
     return factory.make_estimator(
         cfg["estimator"],
@@ -443,7 +495,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     cfg = {key: getattr(args, key) for key in search_config_keys() if hasattr(args, key)}
     cfg.setdefault("seed", 0)
-    space = factory.make_space(cfg["space"])
+    space = make_space(cfg)
     arch = space.from_string(args.arch)
     estimator = make_estimator(cfg, space, args.data_dir)
     result = estimator.evaluate(Candidate(arch))
@@ -490,21 +542,27 @@ def emit(summary: dict[str, Any], as_json: bool) -> None:
 def cmd_benchmark(args: argparse.Namespace) -> None:
     from nasforge.compare import ComparisonSetup, compare, format_table
 
-    factory.make_space(args.space)
-    if args.dataset not in factory.BENCHMARK_DATASETS:
+    space = factory.make_space(args.space)
+    if space.name == "nb201" and args.dataset not in factory.BENCHMARK_DATASETS:
         from nasforge.estimators.benchmarks.nb201 import resolve_dataset
 
         args.dataset = resolve_dataset(args.dataset)
+    budget = args.budget if args.budget or args.budget_seconds else 100
+    setup = ComparisonSetup(
+        args.space, args.dataset, budget, args.data_dir, budget_seconds=args.budget_seconds
+    )
+    estimator = factory.make_estimator("benchmark", space, args.dataset, args.data_dir)
+    fidelity = getattr(estimator, "fidelity_range", None)
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     if strategies == ["all"]:
-        strategies = [s for s in factory.STRATEGIES if s not in factory.MULTI_FIDELITY]
+        strategies = [s for s in factory.STRATEGIES if fidelity or s not in factory.MULTI_FIDELITY]
     for name in strategies:
-        if name in factory.MULTI_FIDELITY:
+        if name in factory.MULTI_FIDELITY and not fidelity:
             raise ConfigError(
-                f"strategy {name!r} chooses a fidelity and the {args.space} table offers one; "
-                "compare it on real training (nasforge search --estimator train)"
+                f"strategy {name!r} chooses a fidelity and the {estimator.name} benchmark offers "
+                "none; compare it on NB301 (--space darts) or on real training "
+                "(nasforge search --estimator train)"
             )
-    setup = ComparisonSetup(args.space, args.dataset, args.budget, args.data_dir)
     results = compare(setup, strategies, args.seeds, workers=args.workers)
     if args.out:
         from nasforge.compare import write_outputs

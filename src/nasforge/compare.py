@@ -14,6 +14,7 @@ import os
 import platform
 import sys
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -23,17 +24,32 @@ from typing import Any
 import numpy as np
 
 from nasforge import factory
-from nasforge.experiment import Experiment
+from nasforge.experiment import Budget, Experiment
 from nasforge.report.progress import Progress
 
 
 @dataclass(frozen=True)
 class ComparisonSetup:
+    """What every strategy shares. ``budget`` counts evaluations, ``budget_seconds`` simulated
+    training seconds (the benchmark's cost); give either or both. ``report_metric`` defaults to
+    the estimator's own (``report_metric`` attribute, else ``test_acc``)."""
+
     space: str
     dataset: str
-    budget: int
+    budget: int | None
     data_dir: str | None = None
-    report_metric: str = "test_acc"
+    report_metric: str | None = None
+    budget_seconds: float | None = None
+
+    def budget_object(self) -> Budget:
+        return Budget(evaluations=self.budget, seconds=self.budget_seconds)
+
+    def metric(self, estimator: Any) -> str:
+        return self.report_metric or getattr(estimator, "report_metric", "test_acc")
+
+
+#: points of the anytime-vs-simulated-time grid (log-spaced)
+TIME_POINTS = 60
 
 
 @lru_cache(maxsize=4)
@@ -45,21 +61,23 @@ def _space_and_estimator(setup: ComparisonSetup) -> tuple[Any, Any]:
 
 
 def run_one(setup: ComparisonSetup, strategy_name: str, seed: int) -> dict[str, Any]:
-    """One seeded search; returns the final report metric and the anytime curve."""
+    """One seeded search; returns the final report metric and the anytime curve, both per
+    evaluation and per simulated second (cumulative cost of the finished trials)."""
     space, estimator = _space_and_estimator(setup)
-    strategy = factory.make_strategy(strategy_name, space, seed)
-    experiment = Experiment(space, strategy, estimator, setup.budget, progress=False)
+    strategy = factory.make_strategy(strategy_name, space, seed, estimator=estimator)
+    experiment = Experiment(space, strategy, estimator, setup.budget_object(), progress=False)
     started = time.perf_counter()
     history = experiment.run()
     seconds = time.perf_counter() - started
-    curve = history.anytime(setup.report_metric)
-    key = f"best_{setup.report_metric}"
+    curve = history.anytime(setup.metric(estimator))
+    key = f"best_{setup.metric(estimator)}"
     return {
         "strategy": strategy_name,
         "seed": seed,
         "final": curve[-1][key],
         "best_arch": curve[-1]["best_arch"],
         "curve": [point[key] for point in curve],
+        "cost": [point["cost"] for point in curve],
         "seconds": seconds,
         "ask_ms": 1000 * experiment.ask_seconds / max(1, len(history.trials)),
     }
@@ -88,9 +106,9 @@ def compare(
 ) -> dict[str, Any]:
     """Run every strategy (random search first, added if absent) over seeds 0..seeds-1."""
     names = ["random"] + [s for s in strategies if s != "random"]
+    space, estimator = _space_and_estimator(setup)
     for name in names:  # fail fast on bad names, before any process starts
-        factory.make_strategy(name, factory.make_space(setup.space), 0)
-    _space_and_estimator(setup)
+        factory.make_strategy(name, space, 0, estimator=estimator)
     jobs = [(name, seed) for name in names for seed in range(seeds)]
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     bar = Progress(len(jobs), label="benchmark ", unit="runs", enabled=progress)
@@ -107,8 +125,8 @@ def compare(
                 runs.append(future.result())
                 bar.update(len(runs))
     bar.close()
-    summary = {name: _summarise([r for r in runs if r["strategy"] == name]) for name in names}
-    _, estimator = _space_and_estimator(setup)
+    grid = _time_grid(runs)
+    summary = {name: _summarise([r for r in runs if r["strategy"] == name], grid) for name in names}
     optimum = estimator.optimum() if hasattr(estimator, "optimum") else None
     return {
         "config": {
@@ -116,8 +134,9 @@ def compare(
             "dataset": setup.dataset,
             "estimator": estimator.name,
             "objective": estimator.objective_name,
-            "report_metric": setup.report_metric,
+            "report_metric": setup.metric(estimator),
             "budget_evaluations": setup.budget,
+            "budget_seconds": setup.budget_seconds,
             "seeds": seeds,
             "strategies": names,
             "workers": workers,
@@ -126,15 +145,49 @@ def compare(
         "versions": _versions(),
         "optimum": None
         if optimum is None
-        else {"objective": optimum[0], setup.report_metric: optimum[1]},
+        else {"objective": optimum[0], setup.metric(estimator): optimum[1]},
         "wall_seconds": time.perf_counter() - started,
+        "time_grid": grid.tolist(),
         "strategies": summary,
     }
 
 
-def _summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+def _time_grid(runs: list[dict[str, Any]]) -> np.ndarray:
+    """Log-spaced simulated seconds from the cheapest first trial to the longest run; empty when
+    the estimator reports no cost."""
+    starts = [r["cost"][0] for r in runs if r["cost"] and r["cost"][0] > 0]
+    ends = [r["cost"][-1] for r in runs if r["cost"]]
+    if not starts or not ends or max(ends) <= 0:
+        return np.zeros(0)
+    return np.geomspace(min(starts), max(ends), TIME_POINTS)
+
+
+def _padded(curves: list[list[float]]) -> np.ndarray:
+    """Runs stopped by a time budget have different lengths; after its last trial a run keeps
+    its incumbent, so each curve is extended with its last value."""
+    longest = max(len(c) for c in curves)
+    return np.array(
+        [list(c) + [c[-1] if c else np.nan] * (longest - len(c)) for c in curves], dtype=float
+    )
+
+
+def _on_time_grid(run: dict[str, Any], grid: np.ndarray) -> np.ndarray:
+    """The incumbent's report metric at each grid time: a step function of cumulative cost
+    (NaN before the first trial finished)."""
+    cost = np.asarray(run["cost"], dtype=float)
+    values = np.asarray(run["curve"], dtype=float)
+    index = np.searchsorted(cost, grid, side="right") - 1
+    return np.where(index >= 0, values[np.clip(index, 0, None)], np.nan)
+
+
+def _summarise(runs: list[dict[str, Any]], grid: np.ndarray) -> dict[str, Any]:
     finals = np.array([r["final"] for r in runs], dtype=float)
-    curves = np.array([r["curve"] for r in runs], dtype=float)
+    curves = _padded([r["curve"] for r in runs])
+    timed = np.array([_on_time_grid(r, grid) for r in runs]) if len(grid) else np.zeros((0, 0))
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns before any result
+        time_mean = np.nanmean(timed, axis=0) if timed.size else np.zeros(0)
+        time_std = np.nanstd(timed, axis=0) if timed.size else np.zeros(0)
     return {
         "mean": float(finals.mean()),
         "std": float(finals.std(ddof=1)) if len(finals) > 1 else 0.0,
@@ -144,6 +197,10 @@ def _summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "finals": finals.tolist(),
         "anytime_mean": np.nanmean(curves, axis=0).tolist(),
         "anytime_std": np.nanstd(curves, axis=0).tolist(),
+        "time_mean": time_mean.tolist(),
+        "time_std": time_std.tolist(),
+        "evaluations_mean": float(np.mean([len(r["curve"]) for r in runs])),
+        "simulated_seconds_mean": float(np.mean([r["cost"][-1] if r["cost"] else 0 for r in runs])),
         "seconds_per_run": float(np.mean([r["seconds"] for r in runs])),
         "ask_ms": float(np.mean([r["ask_ms"] for r in runs])),
     }
@@ -151,49 +208,88 @@ def _summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def write_outputs(results: dict[str, Any], out: Path) -> list[Path]:
     """``out`` (JSON: everything, including configuration and versions), and beside it the
-    Markdown table (``.md``), the anytime curves as CSV (``.csv``) and their plot (``.png``)."""
-    from nasforge.report.plots import plot_anytime
+    Markdown table (``.md``), the anytime curves against evaluations (``.csv``, ``.png``) and,
+    when the estimator reports a cost, against simulated seconds (``_time.csv``, ``_time.png``)."""
+    from nasforge.report.plots import plot_anytime, plot_anytime_time
 
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1))
     table = out.with_suffix(".md")
     versions = ", ".join(f"{k} {v}" for k, v in results["versions"].items())
     table.write_text(f"{format_table(results)}\n\nsoftware: {versions}\n")
+    metric = results["config"]["report_metric"]
+    rows = results["strategies"].items()
     curves = out.with_suffix(".csv")
-    with open(curves, "w", newline="") as handle:
+    _write_curves(
+        curves,
+        ["strategy", "evaluations", f"mean_{metric}", f"std_{metric}"],
+        ((name, i + 1, m, s) for name, row in rows for i, (m, s) in _pairs(row, "anytime")),
+    )
+    written = [out, table, curves, plot_anytime(results, out.with_suffix(".png"))]
+    grid = results.get("time_grid") or []
+    if grid:
+        timed = out.with_name(f"{out.stem}_time.csv")
+        _write_curves(
+            timed,
+            ["strategy", "simulated_seconds", f"mean_{metric}", f"std_{metric}"],
+            (
+                (name, f"{grid[i]:.1f}", m, s)
+                for name, row in rows
+                for i, (m, s) in _pairs(row, "time")
+            ),
+        )
+        written += [timed, plot_anytime_time(results, out.with_name(f"{out.stem}_time.png"))]
+    return written
+
+
+def _pairs(row: dict[str, Any], prefix: str) -> Any:
+    return enumerate(zip(row[f"{prefix}_mean"], row[f"{prefix}_std"], strict=True))
+
+
+def _write_curves(path: Path, header: list[str], rows: Any) -> None:
+    with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        metric = results["config"]["report_metric"]
-        writer.writerow(["strategy", "evaluations", f"mean_{metric}", f"std_{metric}"])
-        for name, row in results["strategies"].items():
-            for i, (mean, std) in enumerate(
-                zip(row["anytime_mean"], row["anytime_std"], strict=True)
-            ):
-                writer.writerow([name, i + 1, f"{mean:.4f}", f"{std:.4f}"])
-    return [out, table, curves, plot_anytime(results, out.with_suffix(".png"))]
+        writer.writerow(header)
+        for *keys, mean, std in rows:
+            writer.writerow([*keys, f"{mean:.4f}", f"{std:.4f}"])
+
+
+def describe_budget(cfg: dict[str, Any]) -> str:
+    parts = []
+    if cfg.get("budget_evaluations"):
+        parts.append(f"{cfg['budget_evaluations']} evaluations")
+    if cfg.get("budget_seconds"):
+        parts.append(f"{cfg['budget_seconds']:g} simulated seconds")
+    return " or ".join(parts)
 
 
 def format_table(results: dict[str, Any]) -> str:
-    """A Markdown table: one row per strategy."""
+    """A Markdown table: one row per strategy; evaluations and simulated training time per run
+    are shown because multi-fidelity strategies spend a time budget on more, cheaper trials."""
     cfg = results["config"]
     metric = cfg["report_metric"]
+    timed = bool(results.get("time_grid"))
     lines = [
         f"{cfg['space']} / {cfg['dataset']}: objective {cfg['objective']}, reported {metric} of "
-        f"the best-by-objective arch, {cfg['budget_evaluations']} evaluations, "
-        f"{cfg['seeds']} seeds",
+        f"the best-by-objective arch, budget {describe_budget(cfg)}, {cfg['seeds']} seeds",
         "",
-        f"| strategy | mean {metric} | std | min | max | ms per ask |",
-        "|---|---:|---:|---:|---:|---:|",
+        f"| strategy | mean {metric} | std | min | max | evaluations | "
+        + ("simulated hours | " if timed else "")
+        + "ms per ask |",
+        "|---|---:|---:|---:|---:|---:|" + ("---:|" if timed else "") + "---:|",
     ]
     for name, row in results["strategies"].items():
+        hours = f" {row['simulated_seconds_mean'] / 3600:.1f} |" if timed else ""
         lines.append(
             f"| {name} | {row['mean']:.2f} | {row['std']:.2f} | {row['min']:.2f} | "
-            f"{row['max']:.2f} | {row['ask_ms']:.3f} |"
+            f"{row['max']:.2f} | {row['evaluations_mean']:.0f} |{hours} {row['ask_ms']:.3f} |"
         )
     if results.get("optimum"):
         lines.append("")
         lines.append(
             f"optimum of the objective: {results['optimum']['objective']:.2f} "
-            f"({metric} {results['optimum'][metric]:.2f}); "
-            f"wall time {results['wall_seconds']:.1f} s"
+            f"({metric} {results['optimum'][metric]:.2f})"
         )
+    lines.append("")
+    lines.append(f"wall time {results['wall_seconds']:.1f} s")
     return "\n".join(lines)

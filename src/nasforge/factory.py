@@ -12,8 +12,6 @@ from typing import Any
 
 from nasforge.errors import ConfigError, UnknownNameError
 
-SPACES = ("nb201",)
-
 #: strategy name -> (module, class). Model-based and RL strategies import their models lazily.
 STRATEGY_CLASSES: dict[str, tuple[str, str]] = {
     "random": ("nasforge.strategies.random", "RandomSearch"),
@@ -42,12 +40,45 @@ BENCHMARK_DATASETS = ("cifar10", "cifar100", "imagenet16-120")
 TRAIN_DATASETS = ("mnist", "fashion-mnist", "cifar10", "digits")
 
 
-def make_space(name: str) -> Any:
-    if name == "nb201":
-        from nasforge.spaces.nb201 import NB201Space
+#: built-in space name -> (module, class)
+SPACE_CLASSES: dict[str, tuple[str, str]] = {
+    "nb201": ("nasforge.spaces.nb201", "NB201Space"),
+    "darts": ("nasforge.spaces.darts", "DartsSpace"),
+    "nb101": ("nasforge.spaces.nb101", "NB101Space"),
+    "nasnet": ("nasforge.spaces.nasnet", "NASNetSpace"),
+    "mobile": ("nasforge.spaces.mobile", "MobileSpace"),
+    "chain": ("nasforge.spaces.chain", "ChainSpace"),
+}
+SPACES = tuple(SPACE_CLASSES)
+#: image side of the built-in training datasets: spaces whose validity depends on resolution
+#: (the chain space's "no fully connected layer on a large map") are made for it
+IMAGE_SIZES = {"mnist": 28, "fashion-mnist": 28, "cifar10": 32, "digits": 8}
+#: space -> the tabular or surrogate benchmark that covers it, and the datasets it has
+BENCHMARKS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "nb201": ("NAS-Bench-201 tables", BENCHMARK_DATASETS),
+    "darts": ("NAS-Bench-301 surrogate", ("cifar10",)),
+}
 
-        return NB201Space()
-    raise UnknownNameError("search space", name, SPACES)
+
+def make_space(name: str, image_size: int | None = None) -> Any:
+    """A built-in space by name, or a user's space given as ``file.py:attr`` or
+    ``package.module:attr`` (see ``nasforge.spaces.custom.load_space``)."""
+    if ":" in name:
+        from nasforge.spaces.custom import load_space
+
+        return load_space(name)
+    if name not in SPACE_CLASSES:
+        raise UnknownNameError("search space", name, (*SPACES, "FILE.py:NAME", "MODULE:NAME"))
+    module, cls = SPACE_CLASSES[name]
+    space_class = getattr(importlib.import_module(module), cls)
+    if image_size is not None and "input_size" in _keyword_arguments(space_class):
+        return space_class(input_size=int(image_size))
+    return space_class()
+
+
+def image_size_of(dataset: str | None) -> int | None:
+    """The image side of a built-in dataset, or None when it is not known in advance."""
+    return IMAGE_SIZES.get(dataset or "")
 
 
 def strategy_class(name: str) -> type:
@@ -72,7 +103,9 @@ def make_strategy(
     if max_params is not None:
         from nasforge.strategies.constraints import MaxParams
 
-        kwargs["constraint"] = MaxParams(space, max_params)
+        # count the network the estimator trains (its size and data), not the space's default
+        net = dict(getattr(estimator, "build_options", None) or {})
+        kwargs["constraint"] = MaxParams(space, max_params, **net)
     if name in MULTI_FIDELITY and "max_fidelity" not in kwargs:
         low_high = getattr(estimator, "fidelity_range", None)
         if low_high is None:
@@ -119,14 +152,7 @@ def make_estimator(
 ) -> Any:
     """``benchmark``: the space's tabular benchmark; ``train``: real training on ``dataset``."""
     if kind == "benchmark":
-        if space.name != "nb201":
-            raise ConfigError(
-                f"no tabular benchmark for space {space.name!r}; use --estimator train"
-            )
-        from nasforge.estimators.benchmarks.nb201 import NB201Benchmark
-
-        names = None if not hardware else [h.strip() for h in hardware.split(",") if h.strip()]
-        return NB201Benchmark(dataset, data_dir=data_dir, space=space, hardware=names)
+        return _benchmark_estimator(space, dataset, data_dir, hardware)
     if hardware:
         raise ConfigError("--hardware needs --estimator benchmark (the NB201 tables)")
     if kind == "train":
@@ -136,6 +162,33 @@ def make_estimator(
         data = load_dataset(dataset, data_dir=data_dir)
         return Train(space, data, seed=seed, **(train_options or {}))
     raise UnknownNameError("estimator", kind, ESTIMATORS)
+
+
+def _benchmark_estimator(
+    space: Any, dataset: str, data_dir: str | None, hardware: str | None
+) -> Any:
+    name = getattr(space, "name", "?")
+    if name not in BENCHMARKS:
+        covered = ", ".join(f"{s} ({what})" for s, (what, _) in BENCHMARKS.items())
+        raise ConfigError(
+            f"no tabular or surrogate benchmark for space {name!r}; benchmarks exist for "
+            f"{covered}; use --estimator train for other spaces"
+        )
+    what, datasets = BENCHMARKS[name]
+    if dataset not in datasets:
+        raise ConfigError(
+            f"the {what} have no dataset {dataset!r}; accepted: {', '.join(datasets)}"
+        )
+    if name == "nb201":
+        from nasforge.estimators.benchmarks.nb201 import NB201Benchmark
+
+        names = None if not hardware else [h.strip() for h in hardware.split(",") if h.strip()]
+        return NB201Benchmark(dataset, data_dir=data_dir, space=space, hardware=names)
+    if hardware:
+        raise ConfigError("--hardware is only available for the NB201 tables (--space nb201)")
+    from nasforge.estimators.benchmarks.nb301 import NB301Benchmark
+
+    return NB301Benchmark(data_dir=data_dir)
 
 
 def make_executor(

@@ -188,12 +188,27 @@ def test_grid_order_is_the_enumeration_unless_shuffled():
     assert [shuffled.ask().arch for _ in range(len(expected))] != expected
 
 
-def test_grid_refuses_a_space_that_cannot_enumerate():
+def test_grid_refuses_a_space_that_can_neither_enumerate_nor_list_decisions():
     class Endless(TinySpace):
         enumerate = None  # type: ignore[assignment]
+        decisions = None  # type: ignore[assignment]
 
     with pytest.raises(ConfigError, match="enumerate"):
         GridSearch(Endless())
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_grid_over_decisions_visits_each_class_once_when_space_cannot_enumerate(shuffle):
+    class Unlisted(TinySpace):
+        enumerate = None  # type: ignore[assignment]
+
+    space = Unlisted()
+    classes = {space.canonical(a) for a in TinySpace().enumerate()}
+    grid = GridSearch(space, seed=3, shuffle=shuffle)
+    proposed = [grid.ask().arch for _ in range(len(classes))]
+    assert set(proposed) == classes  # a permutation of the classes: none twice, none missed
+    with pytest.raises(ConfigError, match="every class"):
+        grid.ask()
 
 
 # --- tournament ---------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ after training for the report only; it goes into `Result.report`, which strategi
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 import time
@@ -126,15 +127,27 @@ class Train:
         self.train_idx = torch.from_numpy(train_idx)
         self.val_idx = torch.from_numpy(val_idx)
 
+    @property
+    def build_options(self) -> dict[str, Any]:
+        """Keywords of ``space.build`` for this dataset and network size; also what a parameter
+        constraint must count with, so it counts the network that is trained. Spaces whose
+        network adapts its strides to the image (``input_size``) are told the image side."""
+        options: dict[str, Any] = {
+            "in_channels": self.dataset.channels,
+            "num_classes": self.dataset.classes,
+            **self.net,
+        }
+        if "input_size" not in options and _accepts(self.space.build, "input_size"):
+            options["input_size"] = self.dataset.size
+        return options
+
     def evaluate(self, candidate: Candidate) -> Result:
         """Train a fresh network for the candidate and score it (objective: val accuracy)."""
         epochs = self._epochs(candidate)
         data = self.dataset
         with _num_threads(self.threads), torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            model = self.space.build(
-                candidate.arch, in_channels=data.channels, num_classes=data.classes, **self.net
-            )
+            model = self.space.build(candidate.arch, **self.build_options)
             params = sum(p.numel() for p in model.parameters() if p.requires_grad)
             start = time.perf_counter()
             train_loss, trained = self._fit(model, epochs)
@@ -230,3 +243,11 @@ class Train:
                 correct += int((logits.argmax(dim=1) == yb).sum())
         model.train()
         return 100.0 * correct / n, loss_sum / n
+
+
+def _accepts(function: Any, keyword: str) -> bool:
+    try:
+        parameters = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return False
+    return keyword in parameters  # named explicitly: **kwargs may not mean "any keyword"

@@ -8,6 +8,16 @@ from typing import Any
 
 def plot_anytime(results: dict[str, Any], path: str | Path) -> Path:
     """Mean ± std of the incumbent's report metric against evaluations, one line per strategy."""
+    return _plot(results, path, "anytime", "evaluations")
+
+
+def plot_anytime_time(results: dict[str, Any], path: str | Path) -> Path:
+    """The same curves against simulated training seconds (the benchmark's cost), the axis on
+    which multi-fidelity strategies, which spend a budget on many cheap trials, compare fairly."""
+    return _plot(results, path, "time", "simulated training seconds")
+
+
+def _plot(results: dict[str, Any], path: str | Path, prefix: str, xlabel: str) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -19,10 +29,14 @@ def plot_anytime(results: dict[str, Any], path: str | Path) -> Path:
     many = len(rows) > 4  # bands of many strategies hide each other: draw them for few only
     colours = plt.get_cmap("tab20" if len(rows) > 10 else "tab10")
     fig, ax = plt.subplots(figsize=(9 if many else 7, 4.5))
+    finals = []
     for i, (name, row) in enumerate(rows.items()):
-        mean = np.asarray(row["anytime_mean"], dtype=float)
-        std = np.asarray(row["anytime_std"], dtype=float)
-        x = np.arange(1, len(mean) + 1)
+        mean = np.asarray(row[f"{prefix}_mean"], dtype=float)
+        std = np.asarray(row[f"{prefix}_std"], dtype=float)
+        if prefix == "time":
+            x = np.asarray(results["time_grid"], dtype=float)
+        else:
+            x = np.arange(1, len(mean) + 1)
         colour = colours(i % colours.N)
         style = "--" if name == "random" else "-"
         ax.plot(
@@ -30,6 +44,7 @@ def plot_anytime(results: dict[str, Any], path: str | Path) -> Path:
         )
         if not many:
             ax.fill_between(x, mean - std, mean + std, color=colour, alpha=0.15)
+        finals.extend(mean[-1:])
     if results.get("optimum"):
         ax.axhline(
             results["optimum"][cfg["report_metric"]],
@@ -38,11 +53,11 @@ def plot_anytime(results: dict[str, Any], path: str | Path) -> Path:
             lw=1,
             label="optimum of the objective",
         )
-    finals = [v for row in rows.values() for v in row["anytime_mean"][-1:]]
+    finals = [v for v in finals if np.isfinite(v)]
     if finals:
         ax.set_ylim(min(finals) - 2.5, max(finals) + 1.0)
     ax.set_xscale("log")
-    ax.set_xlabel("evaluations")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(f"{cfg['report_metric']} of best-by-objective arch")
     shown = "mean" if many else "mean ± std"
     ax.set_title(f"{cfg['space']} / {cfg['dataset']}: {cfg['seeds']} seeds, {shown}")

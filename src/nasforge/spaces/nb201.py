@@ -14,6 +14,7 @@ import functools
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -277,6 +278,8 @@ class NB201Space:
     """NAS-Bench-201 as a SearchSpace: architectures are NB201Arch values."""
 
     name = "nb201"
+    #: the CLI's generic --channels/--cells knobs, as ``build`` keywords
+    size_options: ClassVar[dict[str, str | None]] = {"channels": "C", "cells": "N"}
 
     def sample(self, rng: np.random.Generator) -> NB201Arch:
         """Uniform over all 15,625 cells (each edge's op independently uniform)."""

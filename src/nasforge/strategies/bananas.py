@@ -177,9 +177,19 @@ class MLPEnsemble:
 ACQUISITIONS = ("its", "ucb")
 
 
+def default_encoding(space: SearchSpace) -> str:
+    """The path encoding where the space defines one (the paper's choice), else one-hot."""
+    try:
+        space.encode(space.sample(np.random.default_rng(0)), "path")
+    except UnknownNameError:
+        return "onehot"
+    return "path"
+
+
 class Bananas(ModelBasedStrategy):
     """BANANAS (see the module docstring). ``acquisition``: ``"its"`` (default) or ``"ucb"``
-    (ensemble mean + ``beta`` * ensemble std)."""
+    (ensemble mean + ``beta`` * ensemble std). ``encoding``: default ``"path"`` where the space
+    has it, else ``"onehot"``."""
 
     name = "bananas"
 
@@ -189,7 +199,7 @@ class Bananas(ModelBasedStrategy):
         seed: int = 0,
         constraint: Constraint | None = None,
         *,
-        encoding: str = "path",
+        encoding: str | None = None,
         acquisition: str = "its",
         beta: float = 0.5,
         members: int = 5,
@@ -213,7 +223,7 @@ class Bananas(ModelBasedStrategy):
             space,
             seed,
             constraint,
-            encoding=encoding,
+            encoding=encoding or default_encoding(space),
             initial=initial,
             local=local,
             mutations=mutations,

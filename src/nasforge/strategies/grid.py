@@ -9,11 +9,16 @@ it all on cells whose first edges are ``none``. A shuffled grid is random search
 replacement over classes*, which differs from ``RandomSearch`` only in drawing each class, not
 each cell, with equal probability. ``shuffle=False`` keeps the space's own order (exhaustive
 sweeps, resumable listings).
+
+Spaces too large to list (DARTS, NASNet, mobile, ...) are gridded over the product of their
+categorical decisions (``space.decisions()``) instead.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
+import math
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -25,6 +30,8 @@ from nasforge.strategies.base import Constraint, SeededStrategy
 
 #: space -> its canonical classes in enumeration order (listing NB201's takes ~0.1 s; runs on
 #: the same space object share it).
+#: decision products up to this size are permuted exactly; larger ones are drawn from
+SMALL_PRODUCT = 200_000
 _CLASSES: weakref.WeakKeyDictionary[Any, tuple[Arch, ...]] = weakref.WeakKeyDictionary()
 
 
@@ -54,24 +61,48 @@ class GridSearch(SeededStrategy):
         constraint: Constraint | None = None,
         shuffle: bool = True,
     ):
-        if not callable(getattr(space, "enumerate", None)):
+        enumerable = callable(getattr(space, "enumerate", None))
+        if not enumerable and not callable(getattr(space, "decisions", None)):
             raise ConfigError(
-                f"grid search needs a space that can enumerate its architectures; space "
-                f"{space.name!r} cannot (use random search or another strategy)"
+                f"grid search needs a space that can enumerate its architectures or list its "
+                f"decisions; space {space.name!r} can do neither (use random search)"
             )
         super().__init__(space, seed, constraint)
+        self.enumerable = enumerable
         self.shuffle = shuffle
         self._order: Iterator[Arch] | None = None  # built on the first ask
         self.skipped = 0  # infeasible classes passed over
 
     def _points(self) -> Iterator[Arch]:
-        if self.shuffle:
+        if not self.enumerable:
+            yield from self._decision_grid()
+        elif self.shuffle:
             classes = canonical_classes(self.space)
             for i in self.rng.permutation(len(classes)):
                 yield classes[int(i)]
         else:
             for arch in self.space.enumerate():  # lazily: a sweep need not list the space
                 yield self.space.canonical(arch)
+
+    def _decision_grid(self) -> Iterator[Arch]:
+        """Points of the product of the space's decisions, for spaces too large to list
+        (DARTS: ~1e18). Shuffled: each point's decisions drawn from a seeded per-decision
+        permutation walk, which is random search without replacement over decision sequences;
+        not shuffled: ``itertools.product`` order (last decision fastest)."""
+        decisions = self.space.decisions()
+        axes = [range(c) for c in decisions.choices]
+        if not self.shuffle:
+            for sequence in itertools.product(*axes):
+                yield self.space.canonical(decisions.decode(sequence))
+            return
+        if math.prod(decisions.choices) <= SMALL_PRODUCT:  # a true permutation, so it ends
+            points = list(itertools.product(*axes))
+            for i in self.rng.permutation(len(points)):
+                yield self.space.canonical(decisions.decode(points[int(i)]))
+            return
+        while True:  # far more points than any budget: draws, with repeats skipped by ask
+            sequence = [int(self.rng.integers(c)) for c in decisions.choices]
+            yield self.space.canonical(decisions.decode(sequence))
 
     def ask(self) -> Candidate:
         if self._order is None:
