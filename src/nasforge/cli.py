@@ -539,6 +539,15 @@ def emit(summary: dict[str, Any], as_json: bool) -> None:
         print_summary(summary)
 
 
+def _runs_on(strategy: str, space: Any, estimator: Any) -> bool:
+    """Whether a strategy can search this space (PNAS needs a space that grows)."""
+    try:
+        factory.make_strategy(strategy, space, 0, estimator=estimator)
+    except ConfigError:
+        return False
+    return True
+
+
 def cmd_benchmark(args: argparse.Namespace) -> None:
     from nasforge.compare import ComparisonSetup, compare, format_table
 
@@ -554,8 +563,12 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
     estimator = factory.make_estimator("benchmark", space, args.dataset, args.data_dir)
     fidelity = getattr(estimator, "fidelity_range", None)
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    if strategies == ["all"]:
-        strategies = [s for s in factory.STRATEGIES if fidelity or s not in factory.MULTI_FIDELITY]
+    if strategies == ["all"]:  # every strategy this space and benchmark can run
+        strategies = [
+            s
+            for s in factory.STRATEGIES
+            if (fidelity or s not in factory.MULTI_FIDELITY) and _runs_on(s, space, estimator)
+        ]
     for name in strategies:
         if name in factory.MULTI_FIDELITY and not fidelity:
             raise ConfigError(

@@ -106,7 +106,7 @@ class Experiment:
         resume: bool = False,
         progress: bool = True,
         log_dir: str | os.PathLike[str] | None = None,
-        report_metric: str = "test_acc",
+        report_metric: str | None = None,
     ):
         self.space, self.strategy, self.estimator = space, strategy, estimator
         self.budget = Budget.of(budget)
@@ -130,7 +130,8 @@ class Experiment:
         self.resume = resume
         self.show_progress = progress
         self.log_dir = None if log_dir is None else Path(log_dir)
-        self.report_metric = report_metric
+        #: the report-only metric shown beside the objective (the estimator's own by default)
+        self.report_metric = report_metric or getattr(estimator, "report_metric", "test_acc")
         self.history = History()
         self.run_record: StoredRun | None = None
         self.ask_seconds = 0.0  # time spent inside strategy.ask(): the search method's overhead

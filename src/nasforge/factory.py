@@ -30,6 +30,7 @@ STRATEGY_CLASSES: dict[str, tuple[str, str]] = {
     "hyperband": ("nasforge.strategies.hyperband", "Hyperband"),
     "asha": ("nasforge.strategies.asha", "ASHA"),
     "bohb": ("nasforge.strategies.bohb", "BOHB"),
+    "pnas": ("nasforge.strategies.pnas", "PNAS"),
 }
 STRATEGIES = tuple(STRATEGY_CLASSES)
 #: strategies that choose a fidelity, and so need an estimator that offers a range of them

@@ -6,6 +6,8 @@ __getattr__ = lazy_exports(
     __name__,
     {
         "NB201Benchmark": "nasforge.estimators.benchmarks.nb201",
+        "NB301Benchmark": "nasforge.estimators.benchmarks.nb301",
+        "TabularBenchmark": "nasforge.estimators.tabular",
         "Train": "nasforge.estimators.train",
     },
 )

@@ -355,24 +355,6 @@ class NB201Space:
         """Every cell once, in ``itertools.product`` order over ``OPS`` (last edge fastest)."""
         return _all_cells()
 
-    def build(
-        self,
-        arch: NB201Arch,
-        *,
-        C: int = 16,
-        N: int = 5,
-        in_channels: int = 3,
-        num_classes: int = 10,
-    ) -> NB201Network:
-        return build(arch, C=C, N=N, in_channels=in_channels, num_classes=num_classes)
-
-    def param_count(
-        self,
-        arch: NB201Arch,
-        *,
-        C: int = 16,
-        N: int = 5,
-        in_channels: int = 3,
-        num_classes: int = 10,
-    ) -> int:
-        return param_count(arch, C=C, N=N, in_channels=in_channels, num_classes=num_classes)
+    #: the module functions, so the signature (keywords and defaults) is stated once
+    build = staticmethod(build)
+    param_count = staticmethod(param_count)

@@ -22,6 +22,7 @@ __getattr__ = lazy_exports(
         "Hyperband": "nasforge.strategies.hyperband",
         "ASHA": "nasforge.strategies.asha",
         "BOHB": "nasforge.strategies.bohb",
+        "PNAS": "nasforge.strategies.pnas",
         "MaxParams": "nasforge.strategies.constraints",
     },
 )

@@ -62,8 +62,14 @@ class MLPEnsemble:
         lr: float = 0.01,
         warm_epochs: int | None = None,
     ):
-        self.members, self.layers, self.width = members, layers, width
-        self.epochs, self.lr, self.warm_epochs = epochs, lr, warm_epochs
+        if not lr > 0:
+            raise ConfigError(f"lr must be > 0, got {lr!r}")
+        self.members = check_int("members", members, 2)
+        self.layers = check_int("layers", layers, 1)
+        self.width = check_int("width", width, 1)
+        self.epochs = check_int("epochs", epochs, 1)
+        self.lr = float(lr)
+        self.warm_epochs = None if warm_epochs is None else check_int("warm_epochs", warm_epochs, 1)
         self.first: np.ndarray | None = None  # (inputs, members * width)
         self.rest = np.zeros(0)  # every other weight and bias, flat
 
@@ -217,8 +223,6 @@ class Bananas(ModelBasedStrategy):
             raise UnknownNameError("acquisition", acquisition, ACQUISITIONS)
         if not beta >= 0:
             raise ConfigError(f"beta must be >= 0, got {beta}")
-        if not lr > 0:
-            raise ConfigError(f"lr must be > 0, got {lr}")
         super().__init__(
             space,
             seed,
@@ -230,14 +234,7 @@ class Bananas(ModelBasedStrategy):
             random_candidates=random_candidates,
         )
         self.acquisition, self.beta = acquisition, float(beta)
-        self.ensemble = MLPEnsemble(
-            check_int("members", members, 2),
-            check_int("layers", layers, 1),
-            check_int("width", width, 1),
-            check_int("epochs", epochs, 1),
-            float(lr),
-            None if warm_epochs is None else check_int("warm_epochs", warm_epochs, 1),
-        )
+        self.ensemble = MLPEnsemble(members, layers, width, epochs, lr, warm_epochs)
 
     def rank(self, candidates: Sequence[Arch], X: np.ndarray) -> np.ndarray:
         self.ensemble.fit(self.encode_all(self.archs), np.asarray(self.values), self.rng)
