@@ -1,6 +1,6 @@
 """Search on NAS-Bench-301 (the DARTS space, surrogate of CIFAR-10), through `nasforge benchmark`.
 
-    python benchmarks/nb301_strategies.py [--seeds 30] [--budget 100] [--hours 40]
+    python benchmarks/nb301_strategies.py [--seeds 30] [--budget 100] [--hours 140]
                                           [--out benchmarks/out]
 
 Two comparisons, each run by the `nasforge benchmark` command itself:
@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=30)
     parser.add_argument("--budget", type=int, default=100, help="evaluations (comparison 1)")
     parser.add_argument(
-        "--hours", type=float, default=40.0, help="simulated hours per run (comparison 2)"
+        "--hours", type=float, default=140.0, help="simulated hours per run (comparison 2)"
     )
     parser.add_argument("--strategies", default="random,evolution")
     parser.add_argument("--workers", type=int, default=None)

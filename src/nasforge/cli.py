@@ -186,6 +186,20 @@ def add_estimator_arguments(p: argparse.ArgumentParser) -> argparse._ArgumentGro
         f"train: {', '.join(factory.TRAIN_DATASETS)} (default fashion-mnist)",
     )
     what.add_argument(
+        "--table",
+        default=None,
+        metavar="FILE.csv",
+        help="with --estimator benchmark: your own tabular benchmark, one row per architecture "
+        "(columns: the space's choices, or 'arch', plus metrics); docs/custom_spaces.md",
+    )
+    what.add_argument("--table-objective", default="val_acc", help="--table column to maximise")
+    what.add_argument(
+        "--table-report", default="test_acc", help="--table report-only columns, comma-separated"
+    )
+    what.add_argument(
+        "--table-cost", default=None, help="--table column of simulated training seconds"
+    )
+    what.add_argument(
         "--hardware",
         default=None,
         metavar="NAME[,NAME]",
@@ -334,6 +348,10 @@ def search_config_keys() -> list[str]:
         "as_finished",
         "window",
         "hardware",
+        "table",
+        "table_objective",
+        "table_report",
+        "table_cost",
     ]
 
 
@@ -435,7 +453,23 @@ def make_estimator(cfg: dict[str, Any], space: Any, data_dir: str | None) -> Any
         cfg["seed"],
         train_options,
         cfg.get("hardware"),
+        table_options(cfg),
     )
+
+
+def table_options(cfg: dict[str, Any]) -> dict[str, Any] | None:
+    """``--table`` and its column roles, as ``TabularBenchmark.from_csv`` keywords."""
+    if not cfg.get("table"):
+        return None
+    if cfg["estimator"] != "benchmark":
+        raise ConfigError("--table is a benchmark of your own: use it with --estimator benchmark")
+    report = [c.strip() for c in (cfg.get("table_report") or "").split(",") if c.strip()]
+    return {
+        "path": cfg["table"],
+        "objective": cfg.get("table_objective") or "val_acc",
+        "report": tuple(report),
+        "cost": cfg.get("table_cost"),
+    }
 
 
 def summarise_run(experiment: Any) -> dict[str, Any]:

@@ -150,8 +150,17 @@ def make_estimator(
     seed: int = 0,
     train_options: dict[str, Any] | None = None,
     hardware: str | None = None,
+    table: dict[str, Any] | None = None,
 ) -> Any:
-    """``benchmark``: the space's tabular benchmark; ``train``: real training on ``dataset``."""
+    """``benchmark``: the space's tabular or surrogate benchmark, or with ``table`` (keywords of
+    ``TabularBenchmark.from_csv``: path, objective, report, cost) the user's own CSV table;
+    ``train``: real training on ``dataset``."""
+    if kind == "benchmark" and table:
+        if hardware:
+            raise ConfigError("--hardware is only available for the NB201 tables, not --table")
+        from nasforge.estimators.tabular import TabularBenchmark
+
+        return TabularBenchmark.from_csv(space=space, **table)
     if kind == "benchmark":
         return _benchmark_estimator(space, dataset, data_dir, hardware)
     if hardware:
