@@ -24,8 +24,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="cifar10,cifar100,imagenet16-120")
     parser.add_argument(
-        "--strategies",
-        default=",".join(s for s in factory.STRATEGIES if s not in factory.MULTI_FIDELITY),
+        "--strategies", default="all", help="comma-separated, or all that can search NB201"
     )
     parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--budget", type=int, default=100)
@@ -37,9 +36,13 @@ def main() -> None:
     started = time.perf_counter()
     for dataset in args.datasets.split(","):
         setup = ComparisonSetup("nb201", dataset, args.budget)
-        results = compare(
-            setup, args.strategies.split(","), args.seeds, args.workers, progress=False
-        )
+        strategies = args.strategies.split(",")
+        if strategies == ["all"]:
+            space = factory.make_space("nb201")
+            strategies = factory.strategies_for(
+                space, factory.make_estimator("benchmark", space, dataset)
+            )
+        results = compare(setup, strategies, args.seeds, args.workers, progress=False)
         (out / f"nb201_{dataset}.json").write_text(json.dumps(results, indent=1))
         plot_anytime(results, out / f"nb201_{dataset}.png")
         print(format_table(results))

@@ -113,7 +113,10 @@ def test_benchmark_refuses_multi_fidelity_strategies_on_a_table(nb201_dir):
             ["search", "--estimator", "oracle"],
             "unknown estimator 'oracle'; accepted: benchmark, train",
         ),
-        (["search", "--estimator", "train", "--dataset", "svhn"], "accepted: cifar10, digits"),
+        (
+            ["search", "--estimator", "train", "--dataset", "svhn"],
+            "accepted: cifar10, cifar100, digits",
+        ),
         (["search", "--budget", "0"], "--budget: must be > 0"),
         (["search", "--budget", "-3"], "--budget: must be > 0"),
         (["show", "nope", "--store", "/nonexistent/runs.db"], "does not exist"),

@@ -163,6 +163,7 @@ def build_parser() -> Parser:
         "--ray-address", default=None, help="continue on this Ray cluster instead of the stored one"
     )
     resume.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    add_final_parsers(sub)
     return parser
 
 
@@ -294,6 +295,25 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         help="the space's depth knob (nb201 N, default 5; darts layers; nasnet N; "
         "nb101 cells per stack)",
     )
+    train.add_argument(
+        "--resolution",
+        type=positive_int,
+        default=None,
+        help="train on images resized to this side (a low-fidelity knob; default: as stored)",
+    )
+    train.add_argument(
+        "--augment",
+        default="none",
+        help="training augmentation: none, standard (crop:4,flip), or a list such as "
+        "crop:4,flip,cutout:16; recorded with the run",
+    )
+    train.add_argument(
+        "--early-stopping",
+        default="none",
+        metavar="RULE",
+        help="stop trials whose learning curve will not beat the incumbent: none, median "
+        "(median stopping rule), curve (learning-curve extrapolation)",
+    )
 
 
 # commands ---------------------------------------------------------------------------------------
@@ -352,6 +372,9 @@ def search_config_keys() -> list[str]:
         "table_objective",
         "table_report",
         "table_cost",
+        "resolution",
+        "augment",
+        "early_stopping",
     ]
 
 
@@ -444,6 +467,7 @@ def make_estimator(cfg: dict[str, Any], space: Any, data_dir: str | None) -> Any
         "batch_size": cfg["batch_size"],
         "lr": cfg["lr"],
         "net": network_options(cfg, space) if cfg["estimator"] == "train" else {},
+        **training_knobs(cfg),
     }
     return factory.make_estimator(
         cfg["estimator"],
@@ -455,6 +479,28 @@ def make_estimator(cfg: dict[str, Any], space: Any, data_dir: str | None) -> Any
         cfg.get("hardware"),
         table_options(cfg),
     )
+
+
+def training_knobs(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Resolution, augmentation and early stopping as ``Train`` keywords (absent from runs
+    stored before they existed, which then train as they did)."""
+    knobs: dict[str, Any] = {}
+    if cfg.get("resolution"):
+        knobs["resolution"] = cfg["resolution"]
+    if cfg.get("augment") and cfg["augment"] != "none":
+        from nasforge.data.augment import Augmentation
+
+        knobs["augment"] = Augmentation.parse(cfg["augment"])
+    if cfg.get("early_stopping") and cfg["early_stopping"] != "none":
+        from nasforge.estimators.early_stopping import make_stopper
+
+        knobs["early_stopping"] = make_stopper(cfg["early_stopping"])
+    if knobs and cfg["estimator"] != "train":
+        raise ConfigError(
+            f"{', '.join('--' + k.replace('_', '-') for k in knobs)} apply to real training: "
+            "use them with --estimator train"
+        )
+    return knobs
 
 
 def table_options(cfg: dict[str, Any]) -> dict[str, Any] | None:
@@ -573,15 +619,6 @@ def emit(summary: dict[str, Any], as_json: bool) -> None:
         print_summary(summary)
 
 
-def _runs_on(strategy: str, space: Any, estimator: Any) -> bool:
-    """Whether a strategy can search this space (PNAS needs a space that grows)."""
-    try:
-        factory.make_strategy(strategy, space, 0, estimator=estimator)
-    except ConfigError:
-        return False
-    return True
-
-
 def cmd_benchmark(args: argparse.Namespace) -> None:
     from nasforge.compare import ComparisonSetup, compare, format_table
 
@@ -598,11 +635,7 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
     fidelity = getattr(estimator, "fidelity_range", None)
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     if strategies == ["all"]:  # every strategy this space and benchmark can run
-        strategies = [
-            s
-            for s in factory.STRATEGIES
-            if (fidelity or s not in factory.MULTI_FIDELITY) and _runs_on(s, space, estimator)
-        ]
+        strategies = factory.strategies_for(space, estimator)
     for name in strategies:
         if name in factory.MULTI_FIDELITY and not fidelity:
             raise ConfigError(
@@ -631,12 +664,91 @@ def cmd_show(args: argparse.Namespace) -> None:
         print(describe_run(args.store, args.run, top=args.top, as_json=args.json))
 
 
+# final training and export --------------------------------------------------------------------
+
+
+def add_final_parsers(sub: Any) -> None:
+    """``train-final`` and ``export``: from a stored search to a model one can ship."""
+    final = sub.add_parser(
+        "train-final",
+        help="retrain a run's best architectures at full fidelity over seeds",
+        description="Retrain the stored run's best K distinct architectures (by search "
+        "objective) from scratch at full fidelity with seeds 0..N-1, the run's dataset, network "
+        "size and recipe; print test accuracy mean ± std, parameters, MACs and CPU latency. "
+        "Results go to final/RUN.json beside the store, with the weights of the best seed of "
+        "the best architecture (by validation accuracy) for 'nasforge export'.",
+    )
+    final.add_argument("run", help="run name")
+    final.add_argument("--store", required=True, help="SQLite file or postgresql:// URL")
+    final.add_argument("--top-k", type=positive_int, default=3, help="architectures to retrain")
+    final.add_argument("--seeds", type=positive_int, default=3, help="seeds per architecture")
+    final.add_argument(
+        "--epochs", type=positive_int, default=None, help="epochs (default: the run's epochs)"
+    )
+    final.add_argument(
+        "--subset", type=fraction, default=1.0, help="fraction of training data (default all)"
+    )
+    final.add_argument("--data-dir", default=None, help="data folder (else NASFORGE_DATA)")
+    final.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+    export = sub.add_parser(
+        "export",
+        help="write a run's model as TorchScript, ONNX, JSON and a torch-only loader",
+        description="Export the model kept by 'nasforge train-final' (else the run's best "
+        "architecture, trained once at the run's fidelity): model.ts, model.onnx (checked "
+        "against PyTorch with onnxruntime), arch.json, weights.pt and load_model.py, which "
+        "needs only torch.",
+    )
+    export.add_argument("run", help="run name")
+    export.add_argument("--store", required=True, help="SQLite file or postgresql:// URL")
+    export.add_argument("--out", default=None, help="folder (default: export/RUN beside the store)")
+    export.add_argument("--data-dir", default=None, help="data folder (else NASFORGE_DATA)")
+    export.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def cmd_train_final(args: argparse.Namespace) -> None:
+    from nasforge.final import format_table, train_final
+
+    result = train_final(
+        args.store,
+        args.run,
+        top_k=args.top_k,
+        seeds=args.seeds,
+        epochs=args.epochs,
+        subset=args.subset,
+        data_dir=args.data_dir,
+    )
+    print(json.dumps(result.to_json()) if args.json else format_table(result))
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from nasforge.export import export_run
+
+    written = export_run(args.store, args.run, args.out, data_dir=args.data_dir)
+    if args.json:
+        print(json.dumps(written))
+        return
+    if written["source"] == "final":
+        source = "the model kept by train-final"
+    else:
+        source = "the best architecture, trained once at the run's fidelity"
+    print(f"exported {written['arch']} ({source}) to {written['out_dir']}/")
+    for name, path in written["files"].items():
+        print(f"  {name:<14} {path}")
+    print(
+        f"  checks: ONNX (onnxruntime) max abs diff {written['onnx_max_abs_diff']:.2e}, "
+        f"TorchScript {written['torchscript_max_abs_diff']:.2e}"
+    )
+
+
 COMMANDS = {
     "search": cmd_search,
     "benchmark": cmd_benchmark,
     "show": cmd_show,
     "evaluate": cmd_evaluate,
     "resume": cmd_resume,
+    "train-final": cmd_train_final,
+    "export": cmd_export,
 }
 
 

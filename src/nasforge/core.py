@@ -41,7 +41,9 @@ class Result:
     strategy (params, FLOPs, latency, train time ...). ``report`` holds metrics that must never
     steer the search, such as test accuracy: `for_strategy` drops them, and the experiment only
     ever tells a strategy that stripped copy, so "never select on the test set" holds by
-    construction. ``cost`` is seconds spent, real or simulated.
+    construction. ``cost`` is seconds spent, real or simulated. ``curve`` is the objective
+    after each epoch where the estimator measured it (a learning curve), which early stopping
+    of later trials compares against.
     """
 
     objective: float
@@ -49,23 +51,32 @@ class Result:
     report: Mapping[str, float] = field(default_factory=dict)
     cost: float = 0.0
     fidelity: float | None = None
+    curve: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if not isinstance(self.objective, int | float) or math.isnan(self.objective):
             raise ValueError(f"Result.objective must be a number, got {self.objective!r}")
         object.__setattr__(self, "metrics", _frozen(self.metrics))
         object.__setattr__(self, "report", _frozen(self.report))
+        object.__setattr__(self, "curve", tuple(float(v) for v in self.curve))
 
     def __reduce__(self) -> tuple[type[Result], tuple[Any, ...]]:
         # read-only mapping proxies do not pickle; worker processes send results back
         return (
             Result,
-            (self.objective, dict(self.metrics), dict(self.report), self.cost, self.fidelity),
+            (
+                self.objective,
+                dict(self.metrics),
+                dict(self.report),
+                self.cost,
+                self.fidelity,
+                self.curve,
+            ),
         )
 
     def for_strategy(self) -> Result:
         """The same result without report-only metrics: what a strategy is allowed to see."""
-        return Result(self.objective, self.metrics, {}, self.cost, self.fidelity)
+        return Result(self.objective, self.metrics, {}, self.cost, self.fidelity, self.curve)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -74,6 +85,7 @@ class Result:
             "report": dict(self.report),
             "cost": self.cost,
             "fidelity": self.fidelity,
+            **({"curve": list(self.curve)} if self.curve else {}),
         }
 
     @classmethod
@@ -84,4 +96,16 @@ class Result:
             report=data.get("report", {}),
             cost=float(data.get("cost", 0.0)),
             fidelity=data.get("fidelity"),
+            curve=tuple(data.get("curve", ())),
         )
+
+
+@dataclass(frozen=True)
+class SearchContext:
+    """What a running trial may know of the search so far: the best objective at full fidelity
+    and the learning curves (``Result.curve``) of finished trials. Early-stopping rules compare a
+    trial's own curve against these; the experiment sends it with each job to estimators that
+    declare ``uses_context = True``."""
+
+    incumbent: float | None = None
+    curves: tuple[tuple[float, ...], ...] = ()

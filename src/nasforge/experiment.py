@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nasforge.core import Candidate
+from nasforge.core import Candidate, SearchContext
 from nasforge.errors import ConfigError
 from nasforge.estimators.base import Estimator
 from nasforge.executors.base import Executor, Job, Outcome
@@ -236,7 +236,25 @@ class Experiment:
 
     def _submit(self, number: int, candidate: Candidate) -> None:
         self._in_flight[number] = candidate
-        self.executor.submit(Job(number, candidate))
+        context = self._context() if getattr(self.estimator, "uses_context", False) else None
+        self.executor.submit(Job(number, candidate, context))
+
+    def _context(self) -> SearchContext:
+        """What an early-stopping estimator may know when this trial starts: the told trials
+        only (in deterministic mode those are trials ``0 .. told-1``), so a run stays a function
+        of its seed and window, and a resumed run rebuilds the same contexts."""
+        told = [
+            t for t in self.history.completed if not self.deterministic or t.number < self._told
+        ]
+        full = (getattr(self.estimator, "fidelity_range", None) or (None, None))[1]
+        finished = [
+            t.result.objective  # type: ignore[union-attr]
+            for t in told
+            if not t.result.metrics.get("stopped_early")  # type: ignore[union-attr]
+            and (full is None or t.result.fidelity is None or t.result.fidelity >= full)  # type: ignore[union-attr]
+        ]
+        curves = tuple(t.result.curve for t in told if t.result.curve)  # type: ignore[union-attr]
+        return SearchContext(max(finished) if finished else None, curves)
 
     def _record(self, outcome: Outcome) -> None:
         """Store an outcome as soon as it arrives; telling may wait for the trial order."""
@@ -330,6 +348,8 @@ class Experiment:
             "deterministic": self.deterministic,
             "slots": self.executor.slots,
             "window": self.window,
+            # the data split, fidelity and augmentation, so a report can disclose them
+            **({"setup": self.estimator.describe()} if hasattr(self.estimator, "describe") else {}),
         }
 
     def _replay(self, stored: list[StoredTrial]) -> None:

@@ -38,7 +38,7 @@ MULTI_FIDELITY = ("sh", "hyperband", "asha", "bohb")
 ESTIMATORS = ("benchmark", "train")
 EXECUTORS = ("auto", "inprocess", "pool", "ray")
 BENCHMARK_DATASETS = ("cifar10", "cifar100", "imagenet16-120")
-TRAIN_DATASETS = ("mnist", "fashion-mnist", "cifar10", "digits")
+TRAIN_DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar100", "digits", "folder:PATH")
 
 
 #: built-in space name -> (module, class)
@@ -53,7 +53,7 @@ SPACE_CLASSES: dict[str, tuple[str, str]] = {
 SPACES = tuple(SPACE_CLASSES)
 #: image side of the built-in training datasets: spaces whose validity depends on resolution
 #: (the chain space's "no fully connected layer on a large map") are made for it
-IMAGE_SIZES = {"mnist": 28, "fashion-mnist": 28, "cifar10": 32, "digits": 8}
+IMAGE_SIZES = {"mnist": 28, "fashion-mnist": 28, "cifar10": 32, "cifar100": 32, "digits": 8}
 #: space -> the tabular or surrogate benchmark that covers it, and the datasets it has
 BENCHMARKS: dict[str, tuple[str, tuple[str, ...]]] = {
     "nb201": ("NAS-Bench-201 tables", BENCHMARK_DATASETS),
@@ -125,6 +125,20 @@ def make_strategy(
             f"accepted: {', '.join(sorted(accepted - {'space', 'seed'}))}"
         )
     return cls(space, seed=seed, **kwargs)
+
+
+def strategies_for(space: Any, estimator: Any) -> list[str]:
+    """Every strategy that can search ``space`` with ``estimator``: multi-fidelity ones only
+    where the estimator offers a fidelity, PNAS only where cells grow (each strategy's own
+    constructor decides, so this list cannot drift from what the strategies accept)."""
+    names = []
+    for name in STRATEGIES:
+        try:
+            make_strategy(name, space, 0, estimator=estimator)
+        except ConfigError:
+            continue
+        names.append(name)
+    return names
 
 
 def _keyword_arguments(cls: type) -> set[str]:

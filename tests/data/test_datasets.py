@@ -147,9 +147,10 @@ def test_missing_dataset_names_path_and_file(tmp_path: Path, no_env: None) -> No
 
 
 def test_unknown_name_lists_accepted() -> None:
-    with pytest.raises(UnknownNameError, match="cifar10, digits, fashion-mnist, mnist"):
+    accepted = "cifar10, cifar100, digits, fashion-mnist, folder:PATH, mnist"
+    with pytest.raises(UnknownNameError, match=accepted):
         load_dataset("imagenet")
-    assert set(DATASETS) == {"mnist", "fashion-mnist", "cifar10", "digits"}
+    assert set(DATASETS) == {"mnist", "fashion-mnist", "cifar10", "cifar100", "digits"}
 
 
 # --- CIFAR-10 ------------------------------------------------------------------------------------

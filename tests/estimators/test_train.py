@@ -49,7 +49,10 @@ def test_trains_digits_and_keeps_test_accuracy_out_of_metrics(digits: ImageDatas
     assert isinstance(estimator, Estimator)
     result = estimator.evaluate(Candidate(8))
     assert 80 < result.objective <= 100  # percent, like NAS-Bench-201's tables
-    assert set(result.metrics) == {"params", "train_seconds", "train_loss", "val_loss", "epochs"}
+    assert set(result.metrics) == {
+        *("params", "train_seconds", "train_loss", "val_loss", "epochs", "resolution", "subset")
+    }
+    assert result.curve == ()  # no early stopping: no per-epoch validation
     assert not any("test" in key for key in result.metrics)
     assert 0 <= result.report["test_acc"] <= 100 and "test_loss" in result.report
     assert result.for_strategy().report == {}

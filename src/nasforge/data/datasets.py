@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nasforge.data.cifar import TEST_BATCH, TRAIN_BATCHES, read_batch
+from nasforge.data.cifar import TEST_BATCH, TRAIN_BATCHES, read_batch, unpickle_dict
 from nasforge.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
 from nasforge.data.paths import find_data
 from nasforge.errors import ConfigError, DataFormatError, DataNotFoundError, UnknownNameError
@@ -37,6 +37,7 @@ class ImageDataset:
 
     ``mean``/``std`` are the per-channel statistics of the *training* images (on the 0-1
     scale) that both splits were normalised with, kept so new images can be treated alike.
+    ``class_names[i]``, where the source names its classes, is the name of label ``i``.
     """
 
     name: str
@@ -49,6 +50,7 @@ class ImageDataset:
     size: int
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
+    class_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         for split, x, y in (
@@ -59,6 +61,8 @@ class ImageDataset:
                 raise ValueError(f"{split}_x has shape {tuple(x.shape)}; expected N×C×H×W")
             if y.shape != (len(x),):
                 raise ValueError(f"{split}_y has shape {tuple(y.shape)} for {len(x)} images")
+        if self.class_names is not None and len(self.class_names) != self.classes:
+            raise ValueError(f"{len(self.class_names)} class names for {self.classes} classes")
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -66,14 +70,16 @@ class ImageDataset:
         return (self.channels, self.size, self.size)
 
 
-def _to_dataset(
+def from_arrays(
     name: str,
     train: tuple[np.ndarray, np.ndarray],
     test: tuple[np.ndarray, np.ndarray],
     classes: int,
     scale: float,
+    class_names: Sequence[str] | None = None,
 ) -> ImageDataset:
-    """Convert raw N×C×H×W pixel arrays to tensors normalised with the train statistics."""
+    """Convert raw N×C×H×W pixel arrays to tensors normalised with the train statistics
+    (pixels are divided by ``scale`` first, so the stored mean/std are on the 0-1 scale)."""
     train_x = torch.from_numpy(train[0]).to(torch.float32).div_(scale)
     test_x = torch.from_numpy(test[0]).to(torch.float32).div_(scale)
     mean = train_x.mean(dim=(0, 2, 3))
@@ -91,6 +97,7 @@ def _to_dataset(
         size=train_x.shape[2],
         mean=tuple(mean.tolist()),
         std=tuple(std.tolist()),
+        class_names=None if class_names is None else tuple(class_names),
     )
 
 
@@ -145,7 +152,7 @@ def _load_mnist_like(name: str, data_dir: DataDir, extra_roots: Sequence[str] = 
         labels = read_idx(labels_path, LABELS_MAGIC)
         _check_labels(labels, len(images), 10, labels_path)
         splits.append((images[:, None], labels))
-    return _to_dataset(name, splits[0], splits[1], classes=10, scale=255.0)
+    return from_arrays(name, splits[0], splits[1], classes=10, scale=255.0)
 
 
 def _load_cifar10(data_dir: DataDir) -> ImageDataset:
@@ -158,7 +165,42 @@ def _load_cifar10(data_dir: DataDir) -> ImageDataset:
         _check_labels(labels, len(images), 10, path)
         parts.append((images, labels))
     train = (np.concatenate([p[0] for p in parts[:-1]]), np.concatenate([p[1] for p in parts[:-1]]))
-    return _to_dataset("cifar10", train, parts[-1], classes=10, scale=255.0)
+    return from_arrays("cifar10", train, parts[-1], classes=10, scale=255.0)
+
+
+#: Where CIFAR-100's official python layout is looked for under each data root.
+CIFAR100_FOLDERS = ("cifar100/cifar-100-python", "cifar-100-python")
+CIFAR100_CLASSES = 100
+
+
+def _read_cifar100_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``train`` or ``test``: (images uint8 N×3×32×32, fine labels int64 N)."""
+    data, labels = read_batch(path, "fine_labels", "CIFAR-100")
+    _check_labels(labels, len(data), CIFAR100_CLASSES, path)
+    return data, labels
+
+
+def _read_cifar100_names(path: Path) -> tuple[str, ...]:
+    """The 100 fine class names from ``meta``, in label order."""
+    names = unpickle_dict(path, "CIFAR-100 meta").get("fine_label_names")
+    if not isinstance(names, list | tuple) or len(names) != CIFAR100_CLASSES:
+        count = len(names) if isinstance(names, list | tuple) else "no"
+        raise DataFormatError(
+            f"{path}: {count} fine_label_names; expected a list of {CIFAR100_CLASSES} names"
+        )
+    return tuple(n.decode("utf-8") if isinstance(n, bytes) else str(n) for n in names)
+
+
+def _load_cifar100(data_dir: DataDir) -> ImageDataset:
+    """The official python layout (``train``, ``test``, ``meta``): 50k + 10k images, N×3×32×32,
+    labelled with the 100 fine classes (the coarse superclasses are not used)."""
+    paths = _locate(CIFAR100_FOLDERS, [["train"], ["test"], ["meta"]], data_dir, (), "cifar100")
+    train = _read_cifar100_split(paths[0])
+    test = _read_cifar100_split(paths[1])
+    names = _read_cifar100_names(paths[2])
+    return from_arrays(
+        "cifar100", train, test, classes=CIFAR100_CLASSES, scale=255.0, class_names=names
+    )
 
 
 def _load_digits(data_dir: DataDir) -> ImageDataset:
@@ -176,27 +218,41 @@ def _load_digits(data_dir: DataDir) -> ImageDataset:
         random_state=DIGITS_SPLIT_SEED,
         stratify=labels,
     )
-    return _to_dataset("digits", (tr_x, tr_y), (te_x, te_y), classes=10, scale=16.0)
+    return from_arrays("digits", (tr_x, tr_y), (te_x, te_y), classes=10, scale=16.0)
 
 
 _LOADERS: dict[str, Callable[[DataDir], ImageDataset]] = {
     "mnist": lambda d: _load_mnist_like("mnist", d),
     "fashion-mnist": lambda d: _load_mnist_like("fashion-mnist", d, [DEBIAN_DATASETS]),
     "cifar10": _load_cifar10,
+    "cifar100": _load_cifar100,
     "digits": _load_digits,
 }
 
-#: Names accepted by `load_dataset`.
+#: Names accepted by `load_dataset` (besides ``folder:PATH``).
 DATASETS: tuple[str, ...] = tuple(_LOADERS)
+
+#: The prefix that names a user's image folder: ``folder:/path/to/root``.
+FOLDER_PREFIX = "folder:"
 
 
 def load_dataset(name: str, data_dir: DataDir = None) -> ImageDataset:
     """Load a dataset by name from ``data_dir`` or the NASFORGE_DATA roots (see `find_data`).
 
     ``data_dir`` is a root holding ``mnist/``, ``fashion-mnist/``, ``cifar10/`` ... folders.
+    ``folder:PATH`` loads a user's own images from ``PATH/{train,test}/<class>/*.png|jpg``
+    (see `nasforge.data.folder`); PATH is taken as given (relative to the working directory),
+    not searched for under the data roots.
     """
+    if name.startswith(FOLDER_PREFIX):
+        from nasforge.data.folder import load_image_folder
+
+        path = name[len(FOLDER_PREFIX) :]
+        if not path.strip():
+            raise ConfigError(f"dataset {name!r} names no folder; expected folder:PATH")
+        return load_image_folder(path)
     if name not in _LOADERS:
-        raise UnknownNameError("dataset", name, DATASETS)
+        raise UnknownNameError("dataset", name, (*DATASETS, f"{FOLDER_PREFIX}PATH"))
     return _LOADERS[name](data_dir)
 
 

@@ -1,8 +1,10 @@
 """The real-training estimator: build the candidate's network, train it briefly, validate it.
 
-Everything a trial depends on is seeded (weights, split, batch order), so the same seed and
-architecture give the same number and a search can be rerun exactly. The test set is scored
-after training for the report only; it goes into `Result.report`, which strategies never see.
+Everything a trial depends on is seeded (weights, split, batch order, augmentation), so the same
+seed and architecture give the same number and a search can be rerun exactly. The test set is
+scored after training for the report only; it goes into `Result.report`, which strategies never
+see. Low fidelity is a set of explicit knobs (epochs, ``subset``, ``resolution``, the network's
+size in ``net``), all recorded by `Train.describe` and in each result's metrics.
 """
 
 from __future__ import annotations
@@ -13,14 +15,17 @@ import numbers
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from nasforge.core import Candidate, Result
+from nasforge.core import Candidate, Result, SearchContext
+from nasforge.data.augment import Augmentation
 from nasforge.data.datasets import ImageDataset, split_train_val
 from nasforge.errors import ConfigError
+from nasforge.estimators.early_stopping import Stopper
 from nasforge.spaces.base import SearchSpace
 
 #: Called after every epoch with (epoch counted from 1, mean train loss, epoch seconds);
@@ -29,6 +34,10 @@ EpochHook = Callable[[int, float, float], bool | None]
 
 #: Keys of ``net`` that the estimator sets from the dataset itself.
 _DATASET_KEYS = ("in_channels", "num_classes")
+
+#: Seed offset of the augmentation's generator, so turning augmentation on leaves the batch
+#: order (seeded with ``seed`` itself) unchanged.
+_AUGMENT_SEED_OFFSET = 1
 
 
 def _positive(label: str, value: object, integer: bool = False) -> None:
@@ -66,6 +75,10 @@ class Train:
     ``val_fraction`` of the *training* images. ``candidate.fidelity``, when given, is the
     number of epochs; the cosine schedule always spans the epochs actually requested, as in
     NAS-Bench-201's short and full schedules.
+
+    ``resolution`` resizes every image once, here, to that side (cheaper low-fidelity trials);
+    ``augment`` is applied to each training batch only; ``early_stopping`` (a `Stopper`)
+    validates after every epoch and may end a trial early. `describe` records all of it.
     """
 
     name = "train"
@@ -89,6 +102,9 @@ class Train:
         threads: int | None = None,
         eval_batch_size: int = 1000,
         on_epoch: EpochHook | None = None,
+        augment: Augmentation | None = None,
+        resolution: int | None = None,
+        early_stopping: Stopper | None = None,
     ):
         _positive("epochs", epochs, integer=True)
         _positive("batch_size", batch_size, integer=True)
@@ -102,6 +118,19 @@ class Train:
             raise ConfigError("nesterov=True needs momentum > 0; set momentum or nesterov=False")
         if not weight_decay >= 0.0:
             raise ConfigError(f"weight_decay must be >= 0, got {weight_decay!r}")
+        if augment is not None and not isinstance(augment, Augmentation):
+            raise ConfigError(
+                f"augment must be an Augmentation or None, got {type(augment).__name__}"
+            )
+        if resolution is not None:
+            _positive("resolution", resolution, integer=True)
+        if early_stopping is not None and not callable(
+            getattr(early_stopping, "should_stop", None)
+        ):
+            raise ConfigError(
+                f"early_stopping must have a should_stop(curve, planned_epochs, context) method, "
+                f"got {type(early_stopping).__name__}"
+            )
         net = dict(net or {})
         clash = [k for k in _DATASET_KEYS if k in net]
         if clash:
@@ -114,7 +143,9 @@ class Train:
             raise ConfigError(
                 f"subset={subset} leaves {len(train_idx)} training image(s); need at least 2"
             )
-        self.space, self.dataset, self.net = space, dataset, net
+        self.source_size = dataset.size
+        self.resolution = dataset.size if resolution is None else int(resolution)
+        self.space, self.dataset, self.net = space, _resized(dataset, self.resolution), net
         self.epochs, self.batch_size = int(epochs), int(batch_size)
         self.eval_batch_size = int(eval_batch_size)
         self.lr, self.momentum, self.nesterov = lr, momentum, nesterov
@@ -122,10 +153,18 @@ class Train:
         self.val_fraction, self.subset, self.seed = val_fraction, subset, seed
         self.threads = None if threads is None else int(threads)
         self.on_epoch = on_epoch
+        self.augment = augment if augment is not None and augment.active else None
+        self.early_stopping = early_stopping
         #: multi-fidelity strategies pick epochs in this range (candidate.fidelity)
         self.fidelity_range = (1.0, float(self.epochs))
         self.train_idx = torch.from_numpy(train_idx)
         self.val_idx = torch.from_numpy(val_idx)
+
+    @property
+    def uses_context(self) -> bool:
+        """Whether the experiment should send a `SearchContext` with each job: only an
+        early-stopping rule reads it (derived, so clearing ``early_stopping`` clears it too)."""
+        return self.early_stopping is not None
 
     @property
     def build_options(self) -> dict[str, Any]:
@@ -141,31 +180,92 @@ class Train:
             options["input_size"] = self.dataset.size
         return options
 
-    def evaluate(self, candidate: Candidate) -> Result:
-        """Train a fresh network for the candidate and score it (objective: val accuracy)."""
+    def describe(self) -> dict[str, Any]:
+        """Everything that fixes what a trial's number means (data, split, fidelity, recipe), as
+        plain JSON values, so a run can record it beside its trials."""
+        data = self.dataset
+        return {
+            "estimator": self.name,
+            "dataset": data.name,
+            "image_size": self.source_size,
+            "resolution": self.resolution,
+            "channels": data.channels,
+            "classes": data.classes,
+            "train_images": len(self.train_idx),
+            "val_images": len(self.val_idx),
+            "test_images": len(data.test_x),
+            "split_seed": self.seed,
+            "val_fraction": self.val_fraction,
+            "subset": self.subset,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "momentum": self.momentum,
+            "nesterov": self.nesterov,
+            "weight_decay": self.weight_decay,
+            "schedule": "cosine",
+            "augmentation": None if self.augment is None else self.augment.describe(),
+            "early_stopping": None
+            if self.early_stopping is None
+            else getattr(self.early_stopping, "name", type(self.early_stopping).__name__),
+            "net": dict(self.net),
+        }
+
+    def evaluate(self, candidate: Candidate, context: SearchContext | None = None) -> Result:
+        """Train a fresh network for the candidate and score it (objective: val accuracy).
+
+        With an early-stopping rule, validation accuracy is measured after every epoch (the
+        learning curve, `Result.curve`) and the rule, given ``context``, may end training
+        early; the objective is then the last measured accuracy and the cost includes those
+        per-epoch validations."""
         epochs = self._epochs(candidate)
         data = self.dataset
         with _num_threads(self.threads), torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             model = self.space.build(candidate.arch, **self.build_options)
             params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+            curve: list[float] = []
+            scores: list[tuple[float, float]] = []  # (val acc, val loss) after each epoch
+            seen = context if context is not None else SearchContext()
+
+            def after_epoch(net: torch.nn.Module) -> bool:
+                scores.append(self._score(net, data.train_x, data.train_y, self.val_idx))
+                curve.append(scores[-1][0])
+                stopper = self.early_stopping
+                # after the last planned epoch there is nothing left to stop
+                return (
+                    stopper is not None
+                    and len(curve) < epochs
+                    and bool(stopper.should_stop(tuple(curve), epochs, seen))
+                )
+
             start = time.perf_counter()
-            train_loss, trained = self._fit(model, epochs)
+            hook = after_epoch if self.early_stopping is not None else None
+            train_loss, trained = self._fit(model, epochs, hook)
             train_seconds = time.perf_counter() - start
-            val_acc, val_loss = self._score(model, data.train_x, data.train_y, self.val_idx)
+            if scores:  # the curve's last point is the trained model's validation score
+                val_acc, val_loss = scores[-1]
+            else:
+                val_acc, val_loss = self._score(model, data.train_x, data.train_y, self.val_idx)
             test_acc, test_loss = self._score(model, data.test_x, data.test_y, None)
+        metrics = {
+            "params": float(params),
+            "train_seconds": train_seconds,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            "epochs": float(trained),
+            "resolution": float(self.resolution),
+            "subset": float(self.subset),
+        }
+        if self.early_stopping is not None:
+            metrics["stopped_early"] = 1.0 if trained < epochs else 0.0
         return Result(
             objective=val_acc,
-            metrics={
-                "params": float(params),
-                "train_seconds": train_seconds,
-                "train_loss": train_loss,
-                "val_loss": val_loss,
-                "epochs": float(trained),
-            },
+            metrics=metrics,
             report={"test_acc": test_acc, "test_loss": test_loss},
             cost=train_seconds,
             fidelity=float(epochs),
+            curve=tuple(curve),
         )
 
     def _epochs(self, candidate: Candidate) -> int:
@@ -182,8 +282,15 @@ class Train:
         full, rest = divmod(len(self.train_idx), self.batch_size)
         return full + (rest >= 2)
 
-    def _fit(self, model: torch.nn.Module, epochs: int) -> tuple[float, int]:
-        """SGD with a per-step cosine learning rate; returns (last epoch's loss, epochs run)."""
+    def _fit(
+        self,
+        model: torch.nn.Module,
+        epochs: int,
+        after_epoch: Callable[[torch.nn.Module], bool] | None = None,
+    ) -> tuple[float, int]:
+        """SGD with a per-step cosine learning rate; returns (last epoch's loss, epochs run).
+
+        ``after_epoch(model)`` (early stopping) runs after each epoch; True ends training."""
         x, y = self.dataset.train_x, self.dataset.train_y
         optimiser = torch.optim.SGD(
             model.parameters(),
@@ -195,6 +302,8 @@ class Train:
         batches = self._batches_per_epoch()
         total_steps, step = epochs * batches, 0
         order_rng = torch.Generator().manual_seed(self.seed)
+        augment = self.augment
+        augment_rng = torch.Generator().manual_seed(self.seed + _AUGMENT_SEED_OFFSET)
         mean_loss, epoch = math.nan, 0
         model.train()
         for epoch in range(1, epochs + 1):
@@ -205,7 +314,10 @@ class Train:
                 idx = order[b * self.batch_size : (b + 1) * self.batch_size]
                 for group in optimiser.param_groups:
                     group["lr"] = self.lr * 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
-                loss = F.cross_entropy(model(x.index_select(0, idx)), y.index_select(0, idx))
+                xb = x.index_select(0, idx)
+                if augment is not None:
+                    xb = augment(xb, augment_rng)
+                loss = F.cross_entropy(model(xb), y.index_select(0, idx))
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
@@ -216,6 +328,8 @@ class Train:
             stop = self.on_epoch is not None and self.on_epoch(
                 epoch, mean_loss, time.perf_counter() - epoch_start
             )
+            if after_epoch is not None and after_epoch(model):
+                stop = True
             if stop or not math.isfinite(mean_loss):
                 break  # a diverged network will not recover: save the remaining epochs
         return mean_loss, epoch
@@ -251,3 +365,19 @@ def _accepts(function: Any, keyword: str) -> bool:
     except (TypeError, ValueError):
         return False
     return keyword in parameters  # named explicitly: **kwargs may not mean "any keyword"
+
+
+def _resized(dataset: ImageDataset, side: int) -> ImageDataset:
+    """The dataset at ``side``×``side`` pixels, resized once here so every epoch is cheap
+    (bilinear; antialiased when shrinking, so fine detail is averaged rather than aliased)."""
+    if side == dataset.size:
+        return dataset
+
+    def resize(x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(
+            x, size=(side, side), mode="bilinear", align_corners=False, antialias=side < x.shape[-1]
+        )
+
+    return replace(
+        dataset, train_x=resize(dataset.train_x), test_x=resize(dataset.test_x), size=side
+    )

@@ -14,7 +14,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from nasforge.core import Candidate, Result
+from nasforge.core import Candidate, Result, SearchContext
 from nasforge.errors import NasforgeError
 from nasforge.estimators.base import Estimator
 
@@ -23,6 +23,7 @@ from nasforge.estimators.base import Estimator
 class Job:
     number: int  # the trial number: outcomes are matched and ordered by it, never by finish time
     candidate: Candidate
+    context: SearchContext | None = None  # for estimators that stop trials early
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,10 @@ def run_job(estimator: Estimator, job: Job, worker: str | None = None) -> Outcom
     start = time.perf_counter()
     label = worker or worker_label()
     try:
-        result = estimator.evaluate(job.candidate)
+        if job.context is None:
+            result = estimator.evaluate(job.candidate)
+        else:
+            result = estimator.evaluate(job.candidate, context=job.context)  # type: ignore[call-arg]
     except NasforgeError as err:
         return Outcome(job.number, None, str(err), time.perf_counter() - start, label, fatal=True)
     except Exception as err:  # a crash in one trial must not end the search

@@ -54,6 +54,8 @@ def describe_run(path: str, name: str, top: int = 5, as_json: bool = False) -> s
         f"  trials: {counts['complete']} complete, {counts['failed']} failed, "
         f"{counts['running']} in flight" + (f", budget {budget}" if budget else ""),
     ]
+    if cfg.get("setup"):
+        lines.append(f"  setup: {describe_setup(cfg['setup'])}")
     if summary["best"]:
         lines.append(f"  best {len(summary['best'])} by objective:")
         for row in summary["best"]:
@@ -67,6 +69,28 @@ def describe_run(path: str, name: str, top: int = 5, as_json: bool = False) -> s
     if summary["status"] == "interrupted":
         lines.append(f"  continue with: nasforge resume {name} --store {path}")
     return "\n".join(lines)
+
+
+def describe_setup(setup: dict[str, Any]) -> str:
+    """One line a report can quote: the data split, the fidelity and the training recipe."""
+    parts = [
+        f"{setup.get('dataset')} split {setup.get('train_images')} train / "
+        f"{setup.get('val_images')} validation / {setup.get('test_images')} test "
+        f"(seed {setup.get('split_seed')})",
+        f"{setup.get('epochs')} epochs on {setup.get('subset'):g} of the train split",
+    ]
+    if setup.get("resolution") and setup["resolution"] != setup.get("image_size"):
+        parts.append(f"images resized {setup.get('image_size')} -> {setup['resolution']}")
+    augmentation = setup.get("augmentation")
+    parts.append(
+        "augmentation "
+        + (", ".join(f"{k} {v}" for k, v in augmentation.items()) if augmentation else "none")
+    )
+    if setup.get("early_stopping"):
+        parts.append(f"early stopping {setup['early_stopping']}")
+    if setup.get("net"):
+        parts.append("network " + ", ".join(f"{k}={v}" for k, v in setup["net"].items()))
+    return "; ".join(parts)
 
 
 def list_runs(path: str, as_json: bool = False) -> str:

@@ -1,0 +1,476 @@
+"""Final training: retrain a search's best architectures at full fidelity, over several seeds.
+
+A search ranks architectures by a cheap proxy (few epochs, part of the data); what a
+practitioner ships must be judged at full fidelity, with the spread over seeds shown, because
+differences between good cells are often within seed noise. `train_final` reads a stored run's
+configuration, takes its ``top_k`` distinct architectures by search objective, trains each from
+scratch with seeds ``0 .. seeds-1`` the way the search's ``Train`` estimator trains (the run's
+dataset, network size and recipe; the whole training set at full resolution, the run's epochs
+unless overridden), and reports test accuracy as mean ± std with parameters, MACs and CPU
+latency.
+
+Selection stays on validation data: the *best* architecture is the one with the highest mean
+validation accuracy over the seeds, and its best seed by validation accuracy is the model kept
+for export. Test accuracy is measured for the report only.
+
+Results are written beside the store (``final/<run>.json``, weights ``final/<run>.pt``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nasforge.core import Candidate
+from nasforge.errors import ConfigError
+from nasforge.nn.profile import count_flops, count_params, measure_latency
+from nasforge.report.progress import Progress
+from nasforge.store import Store, StoredRun, StoredTrial
+
+FINAL_FOLDER = "final"
+
+#: The estimator kind (``config["cli"]["estimator"]``) that final training uses.
+TRAINABLE = "train"
+
+
+@dataclass(frozen=True)
+class SeedRun:
+    """One full-fidelity training of one architecture."""
+
+    seed: int
+    val_acc: float
+    test_acc: float
+    train_seconds: float
+    epochs: int
+
+
+@dataclass
+class FinalArch:
+    """An architecture's final-training record: per-seed runs and their summary."""
+
+    rank: int  # 1 = best by search objective
+    arch: str
+    search: dict[str, Any]  # trial, objective, fidelity it was ranked with
+    runs: list[SeedRun] = field(default_factory=list)
+    params: int = 0
+    macs: int = 0
+    latency_ms: float = math.nan
+    latency_p90_ms: float = math.nan
+
+    @property
+    def val_accs(self) -> list[float]:
+        return [r.val_acc for r in self.runs]
+
+    @property
+    def test_accs(self) -> list[float]:
+        return [r.test_acc for r in self.runs]
+
+    def to_json(self) -> dict[str, Any]:
+        val_mean, val_std = mean_std(self.val_accs)
+        test_mean, test_std = mean_std(self.test_accs)
+        return {
+            "rank": self.rank,
+            "arch": self.arch,
+            "search": self.search,
+            "runs": [asdict(r) for r in self.runs],
+            "val_acc_mean": val_mean,
+            "val_acc_std": val_std,
+            "test_acc_mean": test_mean,
+            "test_acc_std": test_std,
+            "params": self.params,
+            "macs": self.macs,
+            "latency_ms": self.latency_ms,
+            "latency_p90_ms": self.latency_p90_ms,
+            "train_seconds": sum(r.train_seconds for r in self.runs),
+        }
+
+
+@dataclass
+class FinalResult:
+    """What `train_final` returns and writes as JSON (``to_json``)."""
+
+    run: str
+    store: str
+    space: str
+    dataset: dict[str, Any]  # name, shape, classes, mean, std, class_names
+    build_options: dict[str, Any]
+    epochs: int
+    subset: float
+    seeds: list[int]
+    architectures: list[FinalArch]
+    best: dict[str, Any]  # arch, seed, val_acc, weights (path of the state_dict)
+    seconds: float
+    path: str | None = None  # the JSON file
+    best_state: dict[str, torch.Tensor] | None = field(default=None, repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run": self.run,
+            "store": self.store,
+            "space": self.space,
+            "dataset": self.dataset,
+            "build_options": self.build_options,
+            "epochs": self.epochs,
+            "subset": self.subset,
+            "seeds": self.seeds,
+            "selection": "best architecture by mean validation accuracy over the seeds, its "
+            "best seed by validation accuracy; test accuracy is report-only",
+            "architectures": [a.to_json() for a in self.architectures],
+            "best": self.best,
+            "seconds": self.seconds,
+            "path": self.path,
+        }
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n-1; 0 for a single value)."""
+    if not values:
+        return math.nan, math.nan
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+# the run ----------------------------------------------------------------------------------------
+
+
+@contextmanager
+def open_store(store: Store | str | Path) -> Iterator[Store]:
+    """An existing store (final training never creates an empty one), closed afterwards if it
+    was opened here from a path or URL."""
+    if isinstance(store, Store):
+        yield store
+        return
+    opened = Store(store, create=False)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def output_folder(store: Store) -> Path:
+    """``final/`` beside a SQLite store's file; in the working directory for a server store."""
+    return Path(store.path).parent / FINAL_FOLDER if store.path else Path(FINAL_FOLDER)
+
+
+def final_paths(store: Store, run_name: str) -> tuple[Path, Path]:
+    """(results JSON, kept weights) of a run's final training."""
+    folder = output_folder(store)
+    return folder / f"{run_name}.json", folder / f"{run_name}.pt"
+
+
+def stored_cli_config(run: StoredRun, store: Store) -> dict[str, Any]:
+    """The CLI configuration of a run, turned into one that trains (a search on a benchmark
+    table of a trainable dataset retrains on that dataset's images)."""
+    from nasforge import factory
+
+    cfg = run.config.get("cli")
+    if cfg is None:
+        raise ConfigError(
+            f"run {run.name!r} in {store.location} was not started from the CLI, so its "
+            "training recipe is unknown; retrain it from Python with nasforge.final.train_once"
+        )
+    cfg = dict(cfg)
+    if cfg.get("estimator") != TRAINABLE:
+        if cfg.get("table") or cfg.get("dataset") not in factory.TRAIN_DATASETS:
+            raise ConfigError(
+                f"run {run.name!r} searched the {cfg.get('dataset')!r} benchmark table, which "
+                f"has no images to retrain on; train-final accepts runs of --estimator train, or "
+                f"benchmark runs on {', '.join(factory.TRAIN_DATASETS)}"
+            )
+        cfg["estimator"] = TRAINABLE
+    return cfg
+
+
+def _fidelity_key(trial: StoredTrial) -> float:
+    """Unknown fidelity (``None``) is the estimator's full fidelity: the highest."""
+    return math.inf if trial.fidelity is None else float(trial.fidelity)
+
+
+def top_architectures(space: Any, trials: list[StoredTrial], k: int) -> list[dict[str, Any]]:
+    """The ``k`` best distinct architectures of finished trials, best first.
+
+    Isomorphic cells (same ``space.canonical``) count as one. Each architecture is scored by
+    its best objective at the highest fidelity it was evaluated at, so a cell promoted by a
+    multi-fidelity strategy is judged by its longest training, not by an early lucky one.
+    """
+    groups: dict[Any, list[StoredTrial]] = {}
+    for trial in trials:
+        if trial.state != "complete" or trial.result is None:
+            continue
+        arch = space.from_string(trial.arch)
+        key = space.canonical(arch) if hasattr(space, "canonical") else trial.arch
+        groups.setdefault(key, []).append(trial)
+    chosen = []
+    for group in groups.values():
+        top = max(_fidelity_key(t) for t in group)
+        best = max(
+            (t for t in group if _fidelity_key(t) == top),
+            key=lambda t: (t.result.objective, -t.number),  # type: ignore[union-attr]
+        )
+        chosen.append(
+            {
+                "trial": best.number,
+                "arch": best.arch,
+                "objective": best.result.objective,  # type: ignore[union-attr]
+                "fidelity": best.fidelity,
+            }
+        )
+    chosen.sort(key=lambda c: (-c["objective"], c["trial"]))
+    return chosen[:k]
+
+
+def load_run(store: Store, run_name: str) -> tuple[StoredRun, dict[str, Any], list[StoredTrial]]:
+    """A stored run, its trainable CLI configuration and its trials; a run without a finished
+    trial is an error (there is nothing to retrain)."""
+    run = store.get_run(run_name)
+    cfg = stored_cli_config(run, store)
+    trials = store.trials(run)
+    if not any(t.state == "complete" and t.result is not None for t in trials):
+        failed = sum(t.state == "failed" for t in trials)
+        running = sum(t.state == "running" for t in trials)
+        raise ConfigError(
+            f"run {run_name!r} in {store.location} has no finished trial ({failed} failed, "
+            f"{running} unfinished): nothing to retrain; run or resume the search first"
+        )
+    return run, cfg, trials
+
+
+# training ---------------------------------------------------------------------------------------
+
+
+class _KeepBuilt:
+    """Stands in for a space so that the network `Train` builds, and then trains, is kept:
+    ``Train.evaluate`` returns scores only. ``build`` keeps the space's signature, which
+    ``Train`` inspects for the keywords it may pass."""
+
+    def __init__(self, space: Any):
+        self._space = space
+        self.built: torch.nn.Module | None = None
+
+        def build(arch: Any, **net: Any) -> torch.nn.Module:
+            self.built = space.build(arch, **net)
+            return self.built
+
+        build.__wrapped__ = space.build  # type: ignore[attr-defined]
+        self.build = build
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._space, name)
+
+
+def make_trainer(
+    cfg: dict[str, Any],
+    seed: int,
+    epochs: int,
+    subset: float,
+    data_dir: str | None,
+) -> tuple[Any, Any]:
+    """(space, ``Train`` estimator) built from a stored CLI configuration the way the CLI builds
+    them, at ``seed``, ``epochs`` and ``subset``; early stopping is switched off (final
+    training runs every epoch)."""
+    from nasforge import cli
+    from nasforge.estimators.train import Train
+
+    cfg = {**cfg, "seed": seed, "epochs": epochs, "subset": subset}
+    space = cli.make_space(cfg)
+    estimator = cli.make_estimator(cfg, space, data_dir)
+    if not isinstance(estimator, Train):
+        raise ConfigError(
+            f"final training needs the train estimator; the run's configuration makes "
+            f"{getattr(estimator, 'name', type(estimator).__name__)!r}"
+        )
+    if getattr(estimator, "early_stopping", None) is not None:
+        estimator.early_stopping = None  # type: ignore[attr-defined]
+    return space, estimator
+
+
+def train_once(
+    trainer: Any, space: Any, arch_string: str, hook: Callable[..., None] | None = None
+) -> tuple[torch.nn.Module, Any]:
+    """Train one architecture with ``trainer`` (a ``Train``); (trained model in eval mode,
+    its ``Result``)."""
+    keeper = _KeepBuilt(trainer.space)
+    previous_space, previous_hook = trainer.space, trainer.on_epoch
+    trainer.space = keeper
+    trainer.on_epoch = hook  # returns None: never stops training
+    try:
+        result = trainer.evaluate(Candidate(space.from_string(arch_string)))
+    finally:
+        trainer.space, trainer.on_epoch = previous_space, previous_hook
+    model = keeper.built
+    if model is None:
+        raise RuntimeError("the train estimator did not build a network through its space")
+    return model.eval(), result
+
+
+def dataset_info(dataset: Any) -> dict[str, Any]:
+    names = getattr(dataset, "class_names", None)
+    return {
+        "name": dataset.name,
+        "shape": list(dataset.shape),
+        "classes": dataset.classes,
+        "mean": list(getattr(dataset, "mean", ()) or ()),
+        "std": list(getattr(dataset, "std", ()) or ()),
+        "class_names": None if names is None else list(names),
+    }
+
+
+def _check_count(label: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{label} must be a whole number >= 1, got {value!r}")
+
+
+def _seed_run(seed: int, result: Any, epochs: int) -> SeedRun:
+    return SeedRun(
+        seed=seed,
+        val_acc=float(result.objective),
+        test_acc=float(result.report["test_acc"]),
+        train_seconds=float(result.metrics.get("train_seconds", result.cost)),
+        epochs=int(result.metrics.get("epochs", epochs)),
+    )
+
+
+def _profile(
+    record: FinalArch, model: torch.nn.Module, shape: tuple[int, ...], repeats: int
+) -> None:
+    """Size and speed do not depend on the seed: measured once per architecture."""
+    record.params = count_params(model)
+    record.macs = count_flops(model, shape)
+    latency = measure_latency(model, shape, threads=1, repeats=repeats)
+    record.latency_ms, record.latency_p90_ms = latency["median_ms"], latency["p90_ms"]
+
+
+def train_final(
+    store: Store | str | Path,
+    run_name: str,
+    top_k: int = 3,
+    seeds: int = 3,
+    epochs: int | None = None,
+    subset: float = 1.0,
+    *,
+    data_dir: str | None = None,
+    latency_repeats: int = 30,
+    progress: bool = True,
+    save: bool = True,
+) -> FinalResult:
+    """Retrain the run's ``top_k`` best distinct architectures with seeds ``0 .. seeds-1`` for
+    ``epochs`` (default: the run's full fidelity) on ``subset`` of the training set (default
+    all of it); see the module docstring. With ``save`` the result JSON and the best model's
+    weights are written to `final_paths` and ``FinalResult.path``/``best["weights"]`` name
+    them."""
+    _check_count("top_k", top_k)
+    _check_count("seeds", seeds)
+    if epochs is not None:
+        _check_count("epochs", epochs)
+    if not (isinstance(subset, int | float) and 0 < subset <= 1):
+        raise ConfigError(f"subset must be a fraction in (0, 1], got {subset!r}")
+    with open_store(store) as db:
+        _, cfg, trials = load_run(db, run_name)
+        location, (json_path, weights_path) = db.location, final_paths(db, run_name)
+    epochs = int(epochs if epochs is not None else cfg["epochs"])
+    if cfg.get("resolution") is not None:
+        cfg["resolution"] = None  # a lower input resolution is a search fidelity: use full size
+    from nasforge import cli
+
+    chosen = top_architectures(cli.make_space(dict(cfg)), trials, top_k)
+    records = [FinalArch(rank=i + 1, arch=c["arch"], search=c) for i, c in enumerate(chosen)]
+    bar = Progress(
+        len(records) * seeds * epochs, label=f"{run_name} final ", unit="epochs", enabled=progress
+    )
+    done = 0
+    kept: dict[int, tuple[float, int, dict[str, torch.Tensor]]] = {}  # rank -> val, seed, weights
+    started = time.perf_counter()
+    data_info: dict[str, Any] = {}
+    build_options: dict[str, Any] = {}
+    space_name = ""
+    for seed in range(seeds):
+        space, trainer = make_trainer(cfg, seed, epochs, float(subset), data_dir)
+        data_info, build_options = dataset_info(trainer.dataset), trainer.build_options
+        space_name = space.name
+        for record in records:
+            label = f"#{record.rank} seed {seed}"
+
+            def hook(epoch: int, loss: float, *_: Any, label: str = label) -> None:
+                nonlocal done
+                done += 1
+                bar.update(done, f"{label} epoch {epoch}/{epochs} loss {loss:.3f}")
+
+            model, result = train_once(trainer, space, record.arch, hook)
+            run = _seed_run(seed, result, epochs)
+            done += epochs - run.epochs  # a diverged network stops early: keep the count right
+            record.runs.append(run)
+            bar.update(done, f"{label}: val {run.val_acc:.2f} test {run.test_acc:.2f}", force=True)
+            if record.rank not in kept or run.val_acc > kept[record.rank][0]:
+                state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                kept[record.rank] = (run.val_acc, seed, state)
+            if seed == 0:
+                _profile(record, model, tuple(trainer.dataset.shape), latency_repeats)
+        del trainer  # one dataset in memory at a time
+    bar.close()
+    best = max(records, key=lambda r: (mean_std(r.val_accs)[0], -r.rank))
+    val, seed, state = kept[best.rank]
+    result = FinalResult(
+        run=run_name,
+        store=location,
+        space=space_name,
+        dataset=data_info,
+        build_options=build_options,
+        epochs=epochs,
+        subset=float(subset),
+        seeds=list(range(seeds)),
+        architectures=records,
+        best={"arch": best.arch, "rank": best.rank, "seed": seed, "val_acc": val, "weights": None},
+        seconds=time.perf_counter() - started,
+        best_state=state,
+    )
+    if save:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(state, weights_path)
+        result.best["weights"] = str(weights_path)
+        result.path = str(json_path)
+        json_path.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    return result
+
+
+def format_table(result: FinalResult | dict[str, Any]) -> str:
+    """The final-training table: arch | test acc mean ± std | params | MMACs | latency."""
+    data = result.to_json() if isinstance(result, FinalResult) else result
+    rows = [
+        (
+            f"{a['rank']}",
+            a["arch"],
+            f"{a['test_acc_mean']:.2f} ± {a['test_acc_std']:.2f}",
+            f"{a['val_acc_mean']:.2f} ± {a['val_acc_std']:.2f}",
+            f"{a['params']:,}",
+            f"{a['macs'] / 1e6:.2f}",
+            f"{a['latency_ms']:.2f}",
+        )
+        for a in data["architectures"]
+    ]
+    head = ("#", "arch", "test acc", "val acc", "params", "MFLOPs (MMACs)", "latency ms")
+    widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(head, widths, strict=True)).rstrip()]
+    lines += [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+    seeds = len(data["seeds"])
+    best = data["best"]
+    lines.append(
+        f"{data['run']}: {seeds} seed(s), {data['epochs']} epoch(s), {data['dataset']['name']} "
+        f"test set (mean ± std over seeds); latency: CPU, batch 1, 1 thread, median"
+    )
+    lines.append(
+        f"best by mean validation accuracy: #{best['rank']} (seed {best['seed']} kept"
+        + (f": {best['weights']})" if best.get("weights") else ")")
+    )
+    if data.get("path"):
+        lines.append(f"results: {data['path']}")
+    return "\n".join(lines)

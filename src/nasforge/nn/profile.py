@@ -1,0 +1,147 @@
+"""How big and how fast a network is: parameters, multiply-accumulates and CPU latency.
+
+These are the numbers a practitioner weighs against accuracy when choosing a model to ship.
+``count_flops`` follows the NAS literature's convention (NAS-Bench-201, DARTS, "MFLOPs" in
+most papers): it counts **multiply-accumulates (MACs)** of convolutions and fully connected
+layers, the operations that dominate a CNN's cost. Batch norm, activations, pooling,
+additions and biases are not counted; 1 MAC is 2 FLOPs for readers who count those.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from nasforge.errors import ConfigError
+
+#: The layers whose multiply-accumulates `count_flops` counts.
+COUNTED_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
+
+
+def count_params(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of parameters (only those that train, by default, as NAS papers report)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def _batch_shape(input_shape: Sequence[int], what: str) -> tuple[int, ...]:
+    """``(C, H, W)`` means one image: a batch of one is added. ``(N, C, H, W)`` is kept."""
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) not in (2, 3, 4) or any(s <= 0 for s in shape):
+        raise ConfigError(
+            f"{what}: input_shape {tuple(input_shape)!r} is not accepted; give one image's "
+            "(C, H, W) (or (N, C, H, W) for a batch), all sizes > 0"
+        )
+    return shape if len(shape) == 4 else (1, *shape)
+
+
+def _device(model: nn.Module) -> torch.device:
+    first = next(model.parameters(), None)
+    return torch.device("cpu") if first is None else first.device
+
+
+def _layer_macs(module: nn.Module, output: torch.Tensor) -> int:
+    """MACs of one call: each output value of a conv sums ``C_in/groups * kernel`` products;
+    each output of a linear layer sums ``in_features`` products."""
+    if isinstance(module, nn.Linear):
+        return output.numel() * module.in_features
+    conv: Any = module
+    return output.numel() * (conv.in_channels // conv.groups) * math.prod(conv.kernel_size)
+
+
+def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
+    """Multiply-accumulates (MACs) of one forward pass on an input of ``input_shape``.
+
+    ``input_shape`` is one image's ``(C, H, W)`` (counted for a batch of one) or a whole
+    batch's ``(N, C, H, W)``. Counted with forward hooks on `COUNTED_LAYERS` during one pass
+    in eval mode, so a layer called twice counts twice and layers that are never reached (dead
+    branches) count nothing. Convolutions done with ``torch.nn.functional`` directly, not
+    through a module, are not seen.
+    """
+    shape = _batch_shape(input_shape, "count_flops")
+    total = 0
+
+    def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+        nonlocal total
+        total += _layer_macs(module, output)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if _counted(m)]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.inference_mode():
+            model(torch.zeros(shape, device=_device(model)))
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    return int(total)
+
+
+def _counted(module: nn.Module) -> bool:
+    return isinstance(module, COUNTED_LAYERS)
+
+
+def measure_latency(
+    model: nn.Module,
+    input_shape: Sequence[int],
+    threads: int | None = 1,
+    warmup: int = 10,
+    repeats: int = 50,
+) -> dict[str, float]:
+    """Wall-clock milliseconds of one forward pass on the CPU in inference mode.
+
+    ``input_shape`` is one image's ``(C, H, W)`` (batch 1, the latency a deployed classifier
+    sees) or ``(N, C, H, W)``. ``threads`` intra-op threads are used (1 by default, so numbers
+    do not depend on how busy the other cores are; ``None`` keeps torch's setting), restored
+    afterwards. ``warmup`` passes are not timed; of ``repeats`` timed passes the median and
+    the 90th percentile are returned as ``{"median_ms": ..., "p90_ms": ...}``. The model is
+    measured on a copy on the CPU, so it is left where it was, in the mode it was.
+    """
+    shape = _batch_shape(input_shape, "measure_latency")
+    for label, value, low in (("warmup", warmup, 0), ("repeats", repeats, 1)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ConfigError(f"measure_latency: {label} must be an int >= {low}, got {value!r}")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"measure_latency: threads must be an int >= 1 or None, got {threads!r}")
+    device = _device(model)
+    was_training = model.training
+    net = model if device.type == "cpu" else _cpu_copy(model)
+    x = torch.randn(shape)
+    previous = torch.get_num_threads()
+    times: list[float] = []
+    try:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        net.eval()
+        with torch.inference_mode():
+            for _ in range(warmup):
+                net(x)
+            for _ in range(repeats):
+                start = time.perf_counter()
+                net(x)
+                times.append((time.perf_counter() - start) * 1000.0)
+    finally:
+        torch.set_num_threads(previous)
+        model.train(was_training)
+    return {"median_ms": statistics.median(times), "p90_ms": _percentile(times, 90.0)}
+
+
+def _cpu_copy(model: nn.Module) -> nn.Module:
+    import copy
+
+    return copy.deepcopy(model).cpu()
+
+
+def _percentile(values: list[float], q: float) -> float:
+    """Linear-interpolated percentile (numpy's default method), without numpy."""
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100.0
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)

@@ -1,0 +1,276 @@
+"""Export: TorchScript and ONNX files that reproduce PyTorch, the architecture as JSON, and a
+loader that runs with torch alone (checked in a Python where nasforge cannot be imported)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from nasforge import cli
+from nasforge.errors import ConfigError
+from nasforge.export import FILES, ExportCheckError, export_model, export_run
+from nasforge.spaces.nb201 import NB201Space
+from nasforge.store import Store
+
+RUN = "tiny"
+ARCH = "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|none~2|"
+NET = {"C": 4, "N": 1, "in_channels": 2, "num_classes": 3}
+MEAN, STD = (0.25, 0.5), (0.2, 0.4)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def nb201_net(seed: int = 0) -> nn.Module:
+    """A small NB201 network with non-trivial batch-norm statistics, in eval mode."""
+    torch.manual_seed(seed)
+    net = NB201Space().build(NB201Space().from_string(ARCH), **NET)
+    with torch.no_grad():
+        net.train()
+        for _ in range(3):
+            net(torch.randn(16, 2, 8, 8) * 2 + 1)
+    return net.eval()
+
+
+def run_loader(
+    folder: Path, images: Path, logits: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """``load_model.predict`` (then ``extra`` statements) in a fresh Python where
+    ``import nasforge`` fails."""
+    code = "; ".join(
+        [
+            "import sys",
+            "sys.modules['nasforge'] = None",
+            f"sys.path.insert(0, {str(folder)!r})",
+            "import torch, load_model",
+            f"out = load_model.predict(torch.load({str(images)!r}))",
+            f"torch.save(out, {str(logits)!r})",
+            *extra,
+            "assert not any(m.startswith('nasforge') for m in sys.modules if sys.modules[m])",
+        ]
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=folder
+    )
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[nn.Module, dict, Path]:
+    out = tmp_path_factory.mktemp("export") / "model"
+    net = nb201_net()
+    example = torch.randn(2, 8, 8)
+    written = export_model(
+        net,
+        ARCH,
+        "nb201",
+        NET,
+        example,
+        out,
+        mean=MEAN,
+        std=STD,
+        class_names=["a", "b", "c"],
+        dataset="toy",
+        extra={"note": "test"},
+    )
+    return net, written, out
+
+
+def test_writes_every_file_and_reports_small_differences(exported) -> None:
+    _, written, out = exported
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    assert written["files"] == {name: str(out / name) for name in FILES}
+    assert 0.0 <= written["onnx_max_abs_diff"] < 1e-4
+    assert 0.0 <= written["torchscript_max_abs_diff"] < 1e-4
+    assert written["onnx_opset"] >= 17
+
+
+def test_arch_json_says_how_to_rebuild_and_feed_the_network(exported) -> None:
+    net, written, out = exported
+    info = json.loads((out / "arch.json").read_text())
+    assert info["space"] == "nb201" and info["arch"] == ARCH
+    assert info["build_options"] == NET
+    assert info["input_shape"] == [2, 8, 8]
+    assert info["mean"] == list(MEAN) and info["std"] == list(STD)
+    assert info["class_names"] == ["a", "b", "c"] and info["classes"] == 3
+    assert info["nasforge_version"] and info["torch_version"] == torch.__version__
+    assert info["checks"]["onnx_max_abs_diff"] == written["onnx_max_abs_diff"]
+    assert info["note"] == "test"
+    # weights.pt rebuilds the same network with nasforge
+    space = NB201Space()
+    rebuilt = space.build(space.from_string(info["arch"]), **info["build_options"]).eval()
+    rebuilt.load_state_dict(torch.load(out / "weights.pt"))
+    x = torch.randn(4, 2, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x), net(x))
+
+
+def test_onnx_runs_any_batch_size_in_onnxruntime(exported) -> None:
+    import onnxruntime as ort
+
+    net, _, out = exported
+    session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["images"]
+    for batch in (1, 7):
+        x = torch.randn(batch, 2, 8, 8)
+        got = session.run(None, {"images": x.numpy()})[0]
+        with torch.no_grad():
+            assert torch.allclose(torch.from_numpy(got), net(x), atol=1e-4)
+
+
+def test_the_loader_needs_only_torch_and_reproduces_pytorch(exported, tmp_path: Path) -> None:
+    net, _, out = exported
+    raw = torch.rand(5, 2, 8, 8)  # pixels on the 0-1 scale, as a user has them
+    torch.save(raw, tmp_path / "images.pt")
+    torch.save(raw[0], tmp_path / "one.pt")
+    # its command line too: the predicted class and its name for one C×H×W image
+    main = f"load_model.main(['load_model.py', {str(tmp_path / 'one.pt')!r}])"
+    done = run_loader(out, tmp_path / "images.pt", tmp_path / "logits.pt", main)
+    assert done.returncode == 0, done.stderr
+    normalised = (raw - torch.tensor(MEAN).view(1, 2, 1, 1)) / torch.tensor(STD).view(1, 2, 1, 1)
+    with torch.no_grad():
+        expected = net(normalised)
+    logits = torch.load(tmp_path / "logits.pt")
+    assert torch.allclose(logits, expected, atol=1e-5)
+    label = int(expected[0].argmax())
+    assert done.stdout.split() == ["0", str(label), "abc"[label]]
+
+
+class Counter(nn.Module):
+    """Its output depends on how often it was called: a trace bakes one value in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.fc(x.flatten(1)) + float(self.calls)
+
+
+def test_an_export_that_differs_from_pytorch_fails_loudly(tmp_path: Path) -> None:
+    with pytest.raises(ExportCheckError, match=r"differs from the PyTorch network by up to"):
+        export_model(Counter(), "counter", "toy", {}, torch.randn(1, 2, 2), tmp_path / "out")
+
+
+def test_a_file_as_export_folder_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        export_model(nb201_net(), ARCH, "nb201", NET, torch.randn(2, 8, 8), tmp_path / "file")
+
+
+def test_mismatched_normalisation_and_class_names_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="mean has 3 values for 2-channel input"):
+        export_model(
+            nb201_net(), ARCH, "nb201", NET, torch.randn(2, 8, 8), tmp_path, mean=(0, 0, 0)
+        )
+    with pytest.raises(ConfigError, match="2 class names for a network with 3 outputs"):
+        export_model(
+            nb201_net(), ARCH, "nb201", NET, torch.randn(2, 8, 8), tmp_path, class_names="ab"
+        )
+
+
+# a stored run -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("run") / "runs.db"
+    code = cli.main(
+        [
+            "search",
+            "--estimator", "train",
+            "--dataset", "digits",
+            "--strategy", "random",
+            "--budget", "2",
+            "--epochs", "1",
+            "--channels", "4",
+            "--cells", "1",
+            "--executor", "inprocess",
+            "--store", str(path),
+            "--name", RUN,
+            "--json",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    return path
+
+
+@pytest.mark.slow
+def test_export_of_a_run_without_final_training(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "shipped"
+    assert cli.main(["export", RUN, "--store", str(store), "--out", str(out)]) == 0
+    printed, err = capsys.readouterr()
+    assert "training its best architecture once at the run's own fidelity" in err
+    assert str(out) in printed and "ONNX (onnxruntime) max abs diff" in printed
+    info = json.loads((out / "arch.json").read_text())
+    assert info["source"] == "search" and info["run"] == RUN
+    assert info["checks"]["onnx_max_abs_diff"] < 1e-4
+    # the best trial, retrained with its own seed and fidelity, is the searched network
+    with Store(store, create=False) as db:
+        trials = db.trials(db.get_run(RUN))
+    best = max(trials, key=lambda t: t.result.objective)  # type: ignore[union-attr]
+    assert info["arch"] == best.arch
+    assert info["search_fidelity_training"]["val_acc"] == pytest.approx(best.result.objective)  # type: ignore[union-attr]
+    # the torch-only loader gives the logits of the network rebuilt from weights.pt, on real
+    # digits given as 0-1 pixels
+    from nasforge.data.datasets import load_dataset
+
+    data = load_dataset("digits")
+    mean = torch.tensor(data.mean).view(1, -1, 1, 1)
+    std = torch.tensor(data.std).view(1, -1, 1, 1)
+    torch.save(data.test_x[:8] * std + mean, tmp_path / "images.pt")
+    done = run_loader(out, tmp_path / "images.pt", tmp_path / "logits.pt")
+    assert done.returncode == 0, done.stderr
+    space = NB201Space()
+    net = space.build(space.from_string(info["arch"]), **info["build_options"]).eval()
+    net.load_state_dict(torch.load(out / "weights.pt"))
+    with torch.no_grad():
+        expected = net(data.test_x[:8])
+    assert torch.allclose(torch.load(tmp_path / "logits.pt"), expected, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_export_json_and_default_folder(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["export", RUN, "--store", str(store), "--json"]) == 0
+    written = json.loads(capsys.readouterr().out)
+    assert Path(written["out_dir"]) == store.parent / "export" / RUN
+    assert all(Path(p).is_file() for p in written["files"].values())
+
+
+@pytest.mark.slow
+def test_export_errors_are_one_line(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "file").write_text("x")
+    for args, expected in [
+        (["export", "nope", "--store", str(store)], "no run named 'nope'"),
+        (["export", RUN, "--store", str(store), "--out", str(tmp_path / "file")], "is a file"),
+    ]:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(args)
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("nasforge: error: ") and expected in err and err.count("\n") == 1
+
+
+def test_export_of_a_run_without_finished_trials_is_refused(tmp_path: Path) -> None:
+    with Store(tmp_path / "r.db") as db:
+        run = db.create_run("empty", {"cli": {"space": "nb201", "estimator": "train"}})
+        db.start_trial(run, 0, ARCH, None)
+    with pytest.raises(ConfigError, match=r"no finished trial \(0 failed, 1 unfinished\)"):
+        export_run(tmp_path / "r.db", "empty", tmp_path / "out", progress=False)
