@@ -41,14 +41,14 @@ NAME="main-$(date +%Y%m%d-%H%M%S)"
 echo "== 1/3 search: NB201 cells on $DATASET, regularized evolution, low fidelity (real training) =="
 "$PY" -m nasforge.cli search \
   --space nb201 --estimator train --dataset "$DATASET" --strategy evolution \
-  --budget "${NASFORGE_MAIN_BUDGET:-14}" --population 6 --sample 3 --workers 2 \
+  --budget "${NASFORGE_MAIN_BUDGET:-12}" --population 6 --sample 3 --workers 2 \
   --epochs 2 --subset 0.1 --channels 8 --cells 1 --batch-size 128 \
   --store "$STORE" --name "$NAME"
 
 echo
-echo "== 2/3 final training: the best 2 cells, 2 seeds each, 3 epochs on 25% of the data =="
+echo "== 2/3 final training: the best 2 cells, 2 seeds each, 2 epochs on 30% of the data =="
 "$PY" -m nasforge.cli train-final "$NAME" --store "$STORE" \
-  --top-k 2 --seeds 2 --epochs "${NASFORGE_MAIN_FINAL_EPOCHS:-3}" --subset 0.25
+  --top-k 2 --seeds 2 --epochs "${NASFORGE_MAIN_FINAL_EPOCHS:-2}" --subset 0.3
 
 echo
 echo "== 3/3 export: TorchScript, ONNX (checked with onnxruntime), architecture JSON =="
