@@ -408,11 +408,11 @@ def export_run(
 def _from_final(
     cfg: dict[str, Any], json_path: Path, weights_path: Path
 ) -> tuple[torch.nn.Module, str, str, dict[str, Any], dict[str, Any], dict[str, Any]]:
-    from nasforge import cli
+    from nasforge import runconfig
 
     saved = json.loads(json_path.read_text())
     best = saved["best"]
-    space = cli.make_space(dict(cfg))
+    space = runconfig.make_space(dict(cfg))
     options = dict(saved["build_options"])
     model = space.build(space.from_string(best["arch"]), **options)
     model.load_state_dict(torch.load(weights_path, map_location="cpu"))
@@ -435,10 +435,10 @@ def _from_final(
 def _from_search(
     cfg: dict[str, Any], trials: list[Any], data_dir: str | None, progress: bool, run_name: str
 ) -> tuple[torch.nn.Module, str, str, dict[str, Any], dict[str, Any], dict[str, Any], torch.Tensor]:
-    from nasforge import cli, final
+    from nasforge import final, runconfig
     from nasforge.report.progress import Progress
 
-    top = final.top_architectures(cli.make_space(dict(cfg)), trials, 1)[0]
+    top = final.top_architectures(runconfig.make_space(dict(cfg)), trials, 1)[0]
     epochs = int(top["fidelity"]) if top["fidelity"] is not None else int(cfg["epochs"])
     seed = int(cfg.get("seed") or 0)
     space, trainer = final.make_trainer(cfg, seed, epochs, float(cfg["subset"]), data_dir)

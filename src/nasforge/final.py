@@ -246,26 +246,6 @@ def load_run(store: Store, run_name: str) -> tuple[StoredRun, dict[str, Any], li
 # training ---------------------------------------------------------------------------------------
 
 
-class _KeepBuilt:
-    """Stands in for a space so that the network `Train` builds, and then trains, is kept:
-    ``Train.evaluate`` returns scores only. ``build`` keeps the space's signature, which
-    ``Train`` inspects for the keywords it may pass."""
-
-    def __init__(self, space: Any):
-        self._space = space
-        self.built: torch.nn.Module | None = None
-
-        def build(arch: Any, **net: Any) -> torch.nn.Module:
-            self.built = space.build(arch, **net)
-            return self.built
-
-        build.__wrapped__ = space.build  # type: ignore[attr-defined]
-        self.build = build
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._space, name)
-
-
 def make_trainer(
     cfg: dict[str, Any],
     seed: int,
@@ -276,12 +256,12 @@ def make_trainer(
     """(space, ``Train`` estimator) built from a stored CLI configuration the way the CLI builds
     them, at ``seed``, ``epochs`` and ``subset``; early stopping is switched off (final
     training runs every epoch)."""
-    from nasforge import cli
+    from nasforge import runconfig
     from nasforge.estimators.train import Train
 
     cfg = {**cfg, "seed": seed, "epochs": epochs, "subset": subset}
-    space = cli.make_space(cfg)
-    estimator = cli.make_estimator(cfg, space, data_dir)
+    space = runconfig.make_space(cfg)
+    estimator = runconfig.make_estimator(cfg, space, data_dir)
     if not isinstance(estimator, Train):
         raise ConfigError(
             f"final training needs the train estimator; the run's configuration makes "
@@ -297,18 +277,12 @@ def train_once(
 ) -> tuple[torch.nn.Module, Any]:
     """Train one architecture with ``trainer`` (a ``Train``); (trained model in eval mode,
     its ``Result``)."""
-    keeper = _KeepBuilt(trainer.space)
-    previous_space, previous_hook = trainer.space, trainer.on_epoch
-    trainer.space = keeper
+    previous_hook = trainer.on_epoch
     trainer.on_epoch = hook  # returns None: never stops training
     try:
-        result = trainer.evaluate(Candidate(space.from_string(arch_string)))
+        return trainer.train(Candidate(space.from_string(arch_string)))
     finally:
-        trainer.space, trainer.on_epoch = previous_space, previous_hook
-    model = keeper.built
-    if model is None:
-        raise RuntimeError("the train estimator did not build a network through its space")
-    return model.eval(), result
+        trainer.on_epoch = previous_hook
 
 
 def dataset_info(dataset: Any) -> dict[str, Any]:
@@ -378,9 +352,9 @@ def train_final(
     epochs = int(epochs if epochs is not None else cfg["epochs"])
     if cfg.get("resolution") is not None:
         cfg["resolution"] = None  # a lower input resolution is a search fidelity: use full size
-    from nasforge import cli
+    from nasforge import runconfig
 
-    chosen = top_architectures(cli.make_space(dict(cfg)), trials, top_k)
+    chosen = top_architectures(runconfig.make_space(dict(cfg)), trials, top_k)
     records = [FinalArch(rank=i + 1, arch=c["arch"], search=c) for i, c in enumerate(chosen)]
     bar = Progress(
         len(records) * seeds * epochs, label=f"{run_name} final ", unit="epochs", enabled=progress

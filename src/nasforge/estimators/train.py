@@ -218,6 +218,13 @@ class Train:
         learning curve, `Result.curve`) and the rule, given ``context``, may end training
         early; the objective is then the last measured accuracy and the cost includes those
         per-epoch validations."""
+        return self.train(candidate, context)[1]
+
+    def train(
+        self, candidate: Candidate, context: SearchContext | None = None
+    ) -> tuple[torch.nn.Module, Result]:
+        """``evaluate``, keeping the trained network (in eval mode): final training and export
+        need the model, a search only its scores."""
         epochs = self._epochs(candidate)
         data = self.dataset
         with _num_threads(self.threads), torch.random.fork_rng(devices=[]):
@@ -259,7 +266,7 @@ class Train:
         }
         if self.early_stopping is not None:
             metrics["stopped_early"] = 1.0 if trained < epochs else 0.0
-        return Result(
+        return model.eval(), Result(
             objective=val_acc,
             metrics=metrics,
             report={"test_acc": test_acc, "test_loss": test_loss},
