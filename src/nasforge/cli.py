@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -217,7 +218,16 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     what.add_argument(
         "--strategy", default="evolution", help=f"one of: {', '.join(factory.STRATEGIES)}"
     )
-    what.add_argument("--budget", type=positive_int, default=100, help="number of evaluations")
+    what.add_argument(
+        "--budget", type=positive_int, default=None, help="number of evaluations (default 100)"
+    )
+    what.add_argument(
+        "--budget-seconds",
+        type=positive_float,
+        default=None,
+        help="stop once finished trials have cost this many seconds (real training time, or a "
+        "benchmark's simulated time such as NB301's); with --budget, whichever comes first",
+    )
     what.add_argument("--seed", type=int, default=0, help="seed of strategy and training")
     what.add_argument(
         "--option",
@@ -584,6 +594,9 @@ def main(argv: list[str] | None = None) -> int:
         COMMANDS[args.command](args)
     except NasforgeError as err:
         fail(str(err))
+    except BrokenPipeError:  # the reader went away (e.g. `nasforge show ... | head`)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 -- silence the flush at exit
+        return 0
     except KeyboardInterrupt:
         sys.stderr.write(
             "nasforge: interrupted; a stored run can be continued with "

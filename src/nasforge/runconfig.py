@@ -7,10 +7,13 @@ rebuilding lives here, below the commands, so those modules do not import the CL
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nasforge import factory
 from nasforge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from nasforge.experiment import Budget
 
 
 def search_config_keys() -> list[str]:
@@ -20,6 +23,7 @@ def search_config_keys() -> list[str]:
         "estimator",
         "dataset",
         "budget",
+        "budget_seconds",
         "seed",
         "options",
         "max_params",
@@ -82,7 +86,7 @@ def build_experiment(
             space,
             strategy,
             estimator,
-            cfg["budget"],
+            run_budget(cfg),
             executor=executor,
             deterministic=not cfg["as_finished"],
             window=cfg.get("window"),
@@ -186,3 +190,13 @@ def table_options(cfg: dict[str, Any]) -> dict[str, Any] | None:
         "report": tuple(report),
         "cost": cfg.get("table_cost"),
     }
+
+
+def run_budget(cfg: dict[str, Any]) -> Budget:
+    """``--budget`` evaluations and/or ``--budget-seconds`` of cost; 100 evaluations when
+    neither is given (stored runs from before ``budget_seconds`` existed keep their count)."""
+    from nasforge.experiment import Budget
+
+    seconds = cfg.get("budget_seconds")
+    evaluations = cfg.get("budget") or (None if seconds else 100)
+    return Budget(evaluations=evaluations, seconds=seconds)
