@@ -456,10 +456,9 @@ def emit(summary: dict[str, Any], as_json: bool) -> None:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> None:
-    from nasforge.compare import ComparisonSetup, compare, format_table
+    from nasforge.compare import ComparisonSetup, compare, format_table, space_and_estimator
 
-    space = factory.make_space(args.space)
-    if space.name == "nb201" and args.dataset not in factory.BENCHMARK_DATASETS:
+    if args.space == "nb201" and args.dataset not in factory.BENCHMARK_DATASETS:
         from nasforge.estimators.benchmarks.nb201 import resolve_dataset
 
         args.dataset = resolve_dataset(args.dataset)
@@ -467,7 +466,7 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
     setup = ComparisonSetup(
         args.space, args.dataset, budget, args.data_dir, budget_seconds=args.budget_seconds
     )
-    estimator = factory.make_estimator("benchmark", space, args.dataset, args.data_dir)
+    space, estimator = space_and_estimator(setup)  # cached: compare() reuses the parsed tables
     fidelity = getattr(estimator, "fidelity_range", None)
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     if strategies == ["all"]:  # every strategy this space and benchmark can run

@@ -53,7 +53,7 @@ TIME_POINTS = 60
 
 
 @lru_cache(maxsize=4)
-def _space_and_estimator(setup: ComparisonSetup) -> tuple[Any, Any]:
+def space_and_estimator(setup: ComparisonSetup) -> tuple[Any, Any]:
     """One space and one (table-backed) estimator per process, shared by all its runs."""
     space = factory.make_space(setup.space)
     estimator = factory.make_estimator("benchmark", space, setup.dataset, setup.data_dir)
@@ -63,7 +63,7 @@ def _space_and_estimator(setup: ComparisonSetup) -> tuple[Any, Any]:
 def run_one(setup: ComparisonSetup, strategy_name: str, seed: int) -> dict[str, Any]:
     """One seeded search; returns the final report metric and the anytime curve, both per
     evaluation and per simulated second (cumulative cost of the finished trials)."""
-    space, estimator = _space_and_estimator(setup)
+    space, estimator = space_and_estimator(setup)
     strategy = factory.make_strategy(strategy_name, space, seed, estimator=estimator)
     experiment = Experiment(space, strategy, estimator, setup.budget_object(), progress=False)
     started = time.perf_counter()
@@ -106,7 +106,7 @@ def compare(
 ) -> dict[str, Any]:
     """Run every strategy (random search first, added if absent) over seeds 0..seeds-1."""
     names = ["random"] + [s for s in strategies if s != "random"]
-    space, estimator = _space_and_estimator(setup)
+    space, estimator = space_and_estimator(setup)
     for name in names:  # fail fast on bad names, before any process starts
         factory.make_strategy(name, space, 0, estimator=estimator)
     jobs = [(name, seed) for name in names for seed in range(seeds)]

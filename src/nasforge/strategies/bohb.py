@@ -144,8 +144,9 @@ class BOHB(Hyperband):
         probe = self.space.sample(np.random.default_rng(0))
         dims = len(self.space.encode(probe, "index"))
         own = getattr(self.space, "decisions", None)
-        if given is None and callable(own) and len(own().choices) == dims:
-            given = list(own().choices)  # the space says how many options each dimension has
+        choices = own().choices if given is None and callable(own) else ()
+        if len(choices) == dims:
+            given = list(choices)  # the space says how many options each dimension has
         if given is None:
             width = len(self.space.encode(probe, "onehot"))
             if width % dims:
