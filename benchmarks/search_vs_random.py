@@ -1,36 +1,43 @@
 """Does searching pay? A real-training search's final model vs random architectures, same recipe.
 
     python benchmarks/search_vs_random.py [--dataset fashion-mnist] [--minutes 30]
-                                          [--seeds 3] [--final-epochs 6] [--final-subset 1.0]
+                                          [--seeds 3] [--final-epochs 5] [--final-subset 1.0]
                                           [--store benchmarks/out/search_vs_random.db]
 
 1. A low-fidelity search over NB201 cells (regularized evolution, 2 worker processes, each trial
-   ``--search-epochs`` epochs on ``--search-subset`` of the training split, C=8 N=1) for
-   about ``--minutes`` of wall time (``--budget-seconds`` of training cost summed over the two
-   workers; scoring each trial adds to the wall time).
-2. ``nasforge train-final`` of its best cell over ``--seeds`` seeds (``--final-epochs`` on
-   ``--final-subset``).
-3. ``--seeds`` random NB201 cells (seeded), each trained once with exactly the same final recipe.
+   ``--search-epochs`` epochs on ``--search-subset`` of the training split, C=8 N=1, the test
+   set not scored: ``--skip-test``) for about ``--minutes`` of wall time (``--budget-seconds``
+   of training cost summed over the two workers).
+2. Its best cell is retrained with ``--seeds`` seeds (``--final-epochs`` on ``--final-subset``),
+   exactly as ``nasforge train-final`` does (`final.make_trainer` and `final.train_once`).
+3. ``--seeds`` random NB201 cells (seeded), each trained once with that same final recipe.
+   Steps 2 and 3 share two one-thread worker processes.
 
-Prints test accuracy mean ± std of both and their difference. With ``--dataset cifar10`` the
-searched cell and the random ones are also looked up in the NAS-Bench-201 table (200-epoch
-CIFAR-10 test accuracy and the cell's percentile there). Measures, does not assert; an
-interrupted search is continued with ``nasforge resume NAME --store STORE``.
+Prints test accuracy mean ± std of both and their difference, and writes them to
+``benchmarks/out/search_vs_random-DATASET.json``. With ``--dataset cifar10`` the searched cell
+and the random ones are also looked up in the NAS-Bench-201 table (200-epoch CIFAR-10 test
+accuracy and the cell's percentile there). Measures, does not assert; an interrupted search is
+continued with ``nasforge resume NAME --store STORE``, and a finished one is not run again.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 
 from nasforge import final
 from nasforge.spaces.nb201 import NB201Space
+from nasforge.store import Store
 
 
 def nasforge(*args: str) -> str:
@@ -42,6 +49,7 @@ def nasforge(*args: str) -> str:
 
 def random_cells(seeds: int, taken: str) -> list[str]:
     space, rng = NB201Space(), np.random.default_rng(12345)
+    taken = space.to_string(space.canonical(space.from_string(taken)))
     cells: list[str] = []
     while len(cells) < seeds:
         text = space.to_string(space.canonical(space.sample(rng)))
@@ -66,75 +74,138 @@ def nb201_lookup(cells: list[str]) -> list[tuple[float, float]]:
     return rows
 
 
+def search(args: argparse.Namespace, name: str) -> None:
+    """Run the search, resume it if it was interrupted, leave it alone if it finished."""
+    with Store(args.store) as store:
+        run = store.find_run(name)
+        status = None if run is None else run.effective_status
+    if status == "finished":
+        print(f"search {name!r} already finished in {args.store}: reusing it", flush=True)
+        return
+    if status is not None:
+        nasforge("resume", name, "--store", args.store)
+        return
+    # 2 workers: the summed training cost grows about twice as fast as wall time
+    nasforge(
+        "search", "--space", "nb201", "--estimator", "train", "--dataset", args.dataset,
+        "--strategy", "evolution", "--population", "10", "--sample", "3", "--workers", "2",
+        "--budget-seconds", f"{args.minutes * 60 * 2:g}",
+        "--epochs", str(args.search_epochs), "--subset", str(args.search_subset),
+        "--channels", "8", "--cells", "1", "--skip-test", "--store", args.store, "--name", name,
+    )  # fmt: skip
+
+
+def train_with_recipe(
+    cfg: dict[str, Any], cell: str, seed: int, epochs: int, subset: float
+) -> dict[str, Any]:
+    """One final-recipe training in a worker process (one torch thread)."""
+    torch.set_num_threads(1)
+    space, trainer = final.make_trainer(cfg, seed, epochs, subset, None)
+    _, result = final.train_once(trainer, space, cell)
+    return {
+        "cell": cell,
+        "seed": seed,
+        "val_acc": result.objective,
+        "test_acc": result.report["test_acc"],
+        "params": result.metrics["params"],
+        "train_seconds": result.metrics["train_seconds"],
+    }
+
+
+def final_trainings(
+    cfg: dict[str, Any], jobs: list[tuple[str, str, int]], epochs: int, subset: float
+) -> dict[str, list[dict[str, Any]]]:
+    """``(group, cell, seed)`` jobs trained on two one-thread processes; results by group."""
+    done: dict[str, list[dict[str, Any]]] = {}
+    started = time.perf_counter()
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
+        futures = {
+            pool.submit(train_with_recipe, cfg, cell, seed, epochs, subset): group
+            for group, cell, seed in jobs
+        }
+        for count, future in enumerate(as_completed(futures), start=1):
+            row, group = future.result(), futures[future]
+            done.setdefault(group, []).append(row)
+            elapsed = time.perf_counter() - started
+            eta = elapsed / count * (len(jobs) - count)
+            print(
+                f"[{count}/{len(jobs)}] {group} seed {row['seed']}: test {row['test_acc']:.2f} "
+                f"({row['train_seconds']:.0f} s)  {row['cell']}  elapsed {elapsed:.0f} s, "
+                f"ETA {eta:.0f} s",
+                flush=True,
+            )
+    return {group: sorted(rows, key=lambda r: r["seed"]) for group, rows in done.items()}
+
+
+def mean_std(rows: list[dict[str, Any]]) -> str:
+    values = [r["test_acc"] for r in rows]
+    return f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="fashion-mnist")
     parser.add_argument("--minutes", type=float, default=30.0, help="wall time of the search")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--search-epochs", type=int, default=2)
-    parser.add_argument("--search-subset", type=float, default=0.1)
-    parser.add_argument("--final-epochs", type=int, default=6)
+    parser.add_argument("--search-epochs", type=int, default=3)
+    parser.add_argument("--search-subset", type=float, default=0.2)
+    parser.add_argument("--final-epochs", type=int, default=5)
     parser.add_argument("--final-subset", type=float, default=1.0)
     parser.add_argument("--store", default="benchmarks/out/search_vs_random.db")
     parser.add_argument("--name", default=None, help="run name (default: from the dataset)")
     args = parser.parse_args()
     name = args.name or f"search-vs-random-{args.dataset}"
-    Path(args.store).parent.mkdir(parents=True, exist_ok=True)
+    out = Path(args.store).parent
+    out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    # 2 workers: the summed training cost grows about twice as fast as wall time
-    nasforge(
-        "search", "--space", "nb201", "--estimator", "train", "--dataset", args.dataset,
-        "--strategy", "evolution", "--population", "10", "--sample", "3", "--workers", "2",
-        "--budget-seconds", f"{args.minutes * 60 * 2:g}", "--budget", "100000",
-        "--epochs", str(args.search_epochs), "--subset", str(args.search_subset),
-        "--channels", "8", "--cells", "1", "--store", args.store, "--name", name,
-    )  # fmt: skip
-    searched = json.loads(
-        nasforge(
-            "train-final",
-            name,
-            "--store",
-            args.store,
-            "--top-k",
-            "1",
-            "--seeds",
-            str(args.seeds),
-            "--epochs",
-            str(args.final_epochs),
-            "--subset",
-            str(args.final_subset),
-            "--json",
-        )
-    )["architectures"][0]
-    best = searched["arch"]
+    search(args, name)
+    search_seconds = time.perf_counter() - started
 
     with final.open_store(args.store) as store:
-        _, cfg, _ = final.load_run(store, name)
-    baseline = []
-    for seed, cell in enumerate(random_cells(args.seeds, best)):
-        space, trainer = final.make_trainer(cfg, seed, args.final_epochs, args.final_subset, None)
-        _, result = final.train_once(trainer, space, cell)
-        baseline.append(result.report["test_acc"])
-        print(f"random cell {seed}: test {result.report['test_acc']:.2f}  {cell}", flush=True)
+        _, cfg, trials = final.load_run(store, name)
+        best = final.top_architectures(NB201Space(), trials, 1)[0]["arch"]
+        finished = sum(t.state == "complete" for t in trials)
+    randoms = random_cells(args.seeds, best)
+    jobs = [("searched", best, seed) for seed in range(args.seeds)]
+    jobs += [("random", cell, seed) for seed, cell in enumerate(randoms)]
+    groups = final_trainings(cfg, jobs, args.final_epochs, args.final_subset)
 
-    ours = [run["test_acc"] for run in searched["runs"]]
+    ours, baseline = groups["searched"], groups["random"]
+    diff = np.mean([r["test_acc"] for r in ours]) - np.mean([r["test_acc"] for r in baseline])
     print()
     recipe = f"{args.final_epochs} epochs on {args.final_subset:g} of the training split"
     print(f"{args.dataset}: final recipe {recipe}, {args.seeds} seeds")
-    print(f"search: about {args.minutes:g} min of wall time")
-    print("| architecture | test accuracy mean ± std |")
-    print("|---|---|")
-    print(f"| searched: {best} | {np.mean(ours):.2f} ± {np.std(ours, ddof=1):.2f} |")
-    spread = np.std(baseline, ddof=1)
-    print(f"| random cells (one per seed) | {np.mean(baseline):.2f} ± {spread:.2f} |")
-    print(f"difference: {np.mean(ours) - np.mean(baseline):+.2f} points")
+    print(
+        f"search: {finished} trials of {args.search_epochs} epochs on {args.search_subset:g} "
+        f"of the training split in {search_seconds / 60:.1f} min"
+    )
+    print("| architecture | params | test accuracy mean ± std |")
+    print("|---|---|---|")
+    print(f"| searched: {best} | {ours[0]['params']:,.0f} | {mean_std(ours)} |")
+    for row in baseline:
+        print(f"| random (seed {row['seed']}): {row['cell']} | {row['params']:,.0f} | "
+              f"{row['test_acc']:.2f} |")  # fmt: skip
+    print(f"| random cells (one per seed) | | {mean_std(baseline)} |")
+    print(f"difference: {diff:+.2f} points")
+    record: dict[str, Any] = {
+        "dataset": args.dataset,
+        "search": {"trials": finished, "minutes": search_seconds / 60, "arch": best},
+        "final_recipe": {"epochs": args.final_epochs, "subset": args.final_subset},
+        "searched": ours,
+        "random": baseline,
+    }
     if args.dataset == "cifar10":
-        looked = nb201_lookup([best, *random_cells(args.seeds, best)])
+        looked = nb201_lookup([best, *randoms])
+        cells = [best, *randoms]
+        record["nb201_test_acc"] = {c: acc for c, (acc, _) in zip(cells, looked, strict=True)}
         acc, pct = looked[0]
         print(f"NB201 table, searched cell: 200-epoch test {acc:.2f} (percentile {pct:.1f})")
-        for (acc, pct), cell in zip(looked[1:], random_cells(args.seeds, best), strict=True):
+        for (acc, pct), cell in zip(looked[1:], randoms, strict=True):
             print(f"NB201 table, random cell: {acc:.2f} (percentile {pct:.1f})  {cell}")
-    print(f"wall time {time.perf_counter() - started:.0f} s")
+    path = out / f"search_vs_random-{args.dataset}.json"
+    path.write_text(json.dumps(record, indent=2))
+    print(f"wall time {time.perf_counter() - started:.0f} s; results in {path}")
 
 
 if __name__ == "__main__":

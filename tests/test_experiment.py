@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from nasforge.core import Candidate, Result
@@ -52,6 +54,17 @@ class Flaky:
         return self.bench.evaluate(candidate)
 
 
+class Costed:
+    """The real benchmark, each evaluation costing ``seconds`` (the tables have no time)."""
+
+    def __init__(self, bench, seconds: float):
+        self.bench, self.seconds = bench, seconds
+        self.name, self.objective_name = bench.name, bench.objective_name
+
+    def evaluate(self, candidate) -> Result:
+        return dataclasses.replace(self.bench.evaluate(candidate), cost=self.seconds)
+
+
 def test_budget_of_evaluations_and_best_by_objective(bench):
     history = Experiment(SPACE, RandomSearch(SPACE, seed=0), bench, 25, progress=False).run()
     assert len(history.trials) == 25
@@ -81,6 +94,23 @@ def test_bad_budget_is_a_config_error(bad):
 def test_seconds_budget_refused_for_an_estimator_without_cost(bench):
     with pytest.raises(ConfigError, match="no cost"):
         Experiment(SPACE, RandomSearch(SPACE), bench, Budget(seconds=10), progress=False)
+
+
+@pytest.mark.parametrize(
+    ("budget", "limit"),
+    [(Budget(evaluations=1000, seconds=20_000), "seconds"), (Budget(8, seconds=1e9), "trials")],
+)
+def test_progress_with_two_limits_follows_the_one_that_ends_the_run(bench, budget, limit):
+    costed = Costed(bench, seconds=1000.0)
+    experiment = Experiment(SPACE, RandomSearch(SPACE, seed=0), costed, budget, progress=False)
+    history = experiment.run()
+    bar = experiment._progress()
+    assert (bar.total, bar.unit) == (100.0, "% of budget")
+    if limit == "seconds":
+        assert len(history.trials) < 1000 and history.total_cost >= 20_000
+    else:
+        assert len(history.trials) == 8
+    assert experiment._progress_amount() >= 100.0  # the run ended at a full bar
 
 
 def test_a_crashing_trial_is_recorded_as_failed_and_the_run_goes_on(bench, tmp_path):

@@ -12,10 +12,16 @@ import numpy as np
 import pytest
 import torch
 
-from nasforge import cli
+from nasforge import cli, runconfig
 from nasforge.core import Result
 from nasforge.errors import ConfigError
-from nasforge.final import FinalResult, final_paths, top_architectures, train_final
+from nasforge.final import (
+    FinalResult,
+    final_paths,
+    make_trainer,
+    top_architectures,
+    train_final,
+)
 from nasforge.nn.profile import count_flops
 from nasforge.spaces.nb201 import NB201Space
 from nasforge.store import Store, StoredTrial
@@ -279,3 +285,16 @@ def test_a_missing_store_is_not_created(tmp_path: Path) -> None:
 def test_bad_settings_are_named(tmp_path: Path, kwargs: dict, expected: str) -> None:
     with pytest.raises(ConfigError, match=expected):
         train_final(tmp_path / "r.db", RUN, progress=False, **kwargs)
+
+
+def test_a_search_that_skipped_the_test_set_is_still_tested_finally() -> None:
+    cfg = cli_config(skip_test=True)["cli"]
+    assert runconfig.make_estimator(cfg, runconfig.make_space(cfg), None).score_test is False
+    _, trainer = make_trainer(cfg, seed=0, epochs=1, subset=1.0, data_dir=None)
+    assert trainer.score_test is True
+
+
+def test_skip_test_needs_real_training() -> None:
+    cfg = cli_config(skip_test=True, estimator="benchmark")["cli"]
+    with pytest.raises(ConfigError, match="--skip-test apply to real training"):
+        runconfig.training_knobs(cfg)

@@ -325,6 +325,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         help="stop trials whose learning curve will not beat the incumbent: none, median "
         "(median stopping rule), curve (learning-curve extrapolation)",
     )
+    train.add_argument(
+        "--skip-test",
+        action="store_true",
+        help="do not score the test set after each trial (at low fidelity this can halve a "
+        "trial's time; train-final still reports test accuracy)",
+    )
 
 
 # commands ---------------------------------------------------------------------------------------

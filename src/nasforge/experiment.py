@@ -459,17 +459,27 @@ class Experiment:
         return text
 
     def _progress(self) -> Progress:
-        total: float = (
-            self.budget.evaluations if self.budget.evaluations is not None else self.budget.seconds  # type: ignore[assignment]
-        )
-        unit = "trials" if self.budget.evaluations is not None else "s"
+        """Counted in trials or in cost seconds; with both limits, in percent of whichever
+        runs out first (so the ETA follows the limit that will end the run)."""
+        budget = self.budget
+        total: float
+        if budget.evaluations is not None and budget.seconds is not None:
+            total, unit = 100.0, "% of budget"
+        elif budget.evaluations is not None:
+            total, unit = budget.evaluations, "trials"
+        else:
+            total, unit = budget.seconds, "s"  # type: ignore[assignment]
         label = f"{self.name} " if self.store is not None else ""
         return Progress(total, label=label, unit=unit, enabled=self.show_progress)
 
     def _progress_amount(self) -> float:
-        if self.budget.evaluations is not None:
-            return len(self.history.trials)
-        return round(self.history.total_cost, 1)
+        budget, trials = self.budget, len(self.history.trials)
+        if budget.seconds is None:
+            return trials
+        cost = round(self.history.total_cost, 1)
+        if budget.evaluations is None:
+            return cost
+        return round(100.0 * max(trials / budget.evaluations, cost / budget.seconds), 1)
 
     def _progress_text(self) -> str:
         best = self.history.best

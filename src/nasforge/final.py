@@ -255,7 +255,7 @@ def make_trainer(
 ) -> tuple[Any, Any]:
     """(space, ``Train`` estimator) built from a stored CLI configuration the way the CLI builds
     them, at ``seed``, ``epochs`` and ``subset``; early stopping is switched off (final
-    training runs every epoch)."""
+    training runs every epoch) and the test set is scored even if the search skipped it."""
     from nasforge import runconfig
     from nasforge.estimators.train import Train
 
@@ -269,6 +269,7 @@ def make_trainer(
         )
     if getattr(estimator, "early_stopping", None) is not None:
         estimator.early_stopping = None  # type: ignore[attr-defined]
+    estimator.score_test = True  # a search may have skipped it; final training reports it
     return space, estimator
 
 

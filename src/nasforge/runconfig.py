@@ -49,6 +49,7 @@ def search_config_keys() -> list[str]:
         "resolution",
         "augment",
         "early_stopping",
+        "skip_test",
     ]
 
 
@@ -155,9 +156,13 @@ def make_estimator(cfg: dict[str, Any], space: Any, data_dir: str | None) -> Any
     )
 
 
+#: ``Train`` keywords whose command-line flag has another name
+_FLAG_OF_KNOB = {"score_test": "skip_test"}
+
+
 def training_knobs(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Resolution, augmentation and early stopping as ``Train`` keywords (absent from runs
-    stored before they existed, which then train as they did)."""
+    """Resolution, augmentation, early stopping and test scoring as ``Train`` keywords (absent
+    from runs stored before they existed, which then train as they did)."""
     knobs: dict[str, Any] = {}
     if cfg.get("resolution"):
         knobs["resolution"] = cfg["resolution"]
@@ -169,10 +174,12 @@ def training_knobs(cfg: dict[str, Any]) -> dict[str, Any]:
         from nasforge.estimators.early_stopping import make_stopper
 
         knobs["early_stopping"] = make_stopper(cfg["early_stopping"])
+    if cfg.get("skip_test"):
+        knobs["score_test"] = False
     if knobs and cfg["estimator"] != "train":
         raise ConfigError(
-            f"{', '.join('--' + k.replace('_', '-') for k in knobs)} apply to real training: "
-            "use them with --estimator train"
+            f"{', '.join('--' + _FLAG_OF_KNOB.get(k, k).replace('_', '-') for k in knobs)} "
+            "apply to real training: use them with --estimator train"
         )
     return knobs
 

@@ -174,6 +174,18 @@ def test_subset_and_resolution_are_in_the_metrics(digits: ImageDataset) -> None:
     assert "stopped_early" not in result.metrics and result.curve == ()
 
 
+def test_skipping_the_test_set_never_shows_it_to_the_network(digits: ImageDataset) -> None:
+    space = SmallSpace()
+    skipped = Train(space, digits, epochs=1, score_test=False).evaluate(Candidate(2))
+    assert skipped.report == {}
+    evaluated = [len(batch) for batch in space.recorders[-1].eval_batches]
+    assert sum(evaluated) == len(Train(space, digits).val_idx)  # validation only
+    scored = Train(space, digits, epochs=1).evaluate(Candidate(2))
+    assert set(scored.report) == {"test_acc", "test_loss"}
+    assert scored.objective == skipped.objective  # the search's number does not change
+    assert Train(SmallSpace(), digits, score_test=False).describe()["score_test"] is False
+
+
 # --- augmentation --------------------------------------------------------------------------------
 
 

@@ -2,9 +2,10 @@
 
 Everything a trial depends on is seeded (weights, split, batch order, augmentation), so the same
 seed and architecture give the same number and a search can be rerun exactly. The test set is
-scored after training for the report only; it goes into `Result.report`, which strategies never
-see. Low fidelity is a set of explicit knobs (epochs, ``subset``, ``resolution``, the network's
-size in ``net``), all recorded by `Train.describe` and in each result's metrics.
+scored after training for the report only (``score_test=False`` skips it during a search); it
+goes into `Result.report`, which strategies never see. Low fidelity is a set of explicit knobs
+(epochs, ``subset``, ``resolution``, the network's size in ``net``), all recorded by
+`Train.describe` and in each result's metrics.
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ class Train:
         augment: Augmentation | None = None,
         resolution: int | None = None,
         early_stopping: Stopper | None = None,
+        score_test: bool = True,
     ):
         _positive("epochs", epochs, integer=True)
         _positive("batch_size", batch_size, integer=True)
@@ -155,6 +157,9 @@ class Train:
         self.on_epoch = on_epoch
         self.augment = augment if augment is not None and augment.active else None
         self.early_stopping = early_stopping
+        #: False skips the test set after each trial: at low fidelity scoring 10,000 test images
+        #: can cost as much as training, and a search never reads the test score anyway
+        self.score_test = bool(score_test)
         #: multi-fidelity strategies pick epochs in this range (candidate.fidelity)
         self.fidelity_range = (1.0, float(self.epochs))
         self.train_idx = torch.from_numpy(train_idx)
@@ -194,6 +199,7 @@ class Train:
             "train_images": len(self.train_idx),
             "val_images": len(self.val_idx),
             "test_images": len(data.test_x),
+            "score_test": self.score_test,
             "split_seed": self.seed,
             "val_fraction": self.val_fraction,
             "subset": self.subset,
@@ -254,7 +260,10 @@ class Train:
                 val_acc, val_loss = scores[-1]
             else:
                 val_acc, val_loss = self._score(model, data.train_x, data.train_y, self.val_idx)
-            test_acc, test_loss = self._score(model, data.test_x, data.test_y, None)
+            report: dict[str, float] = {}
+            if self.score_test:
+                test_acc, test_loss = self._score(model, data.test_x, data.test_y, None)
+                report = {"test_acc": test_acc, "test_loss": test_loss}
         metrics = {
             "params": float(params),
             "train_seconds": train_seconds,
@@ -269,7 +278,7 @@ class Train:
         return model.eval(), Result(
             objective=val_acc,
             metrics=metrics,
-            report={"test_acc": test_acc, "test_loss": test_loss},
+            report=report,
             cost=train_seconds,
             fidelity=float(epochs),
             curve=tuple(curve),
