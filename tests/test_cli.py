@@ -27,6 +27,8 @@ def test_search_json_reports_best_and_stores_the_run(nb201_dir, tmp_path, capsys
     code = main(
         [
             "search",
+            "--estimator",
+            "benchmark",
             "--budget",
             "30",
             "--seed",
@@ -53,7 +55,16 @@ def test_search_json_reports_best_and_stores_the_run(nb201_dir, tmp_path, capsys
 
 
 def test_search_is_reproducible_by_seed(nb201_dir, capsys):
-    args = ["search", "--budget", "20", "--data-dir", str(nb201_dir.parent), "--json"]
+    args = [
+        "search",
+        "--estimator",
+        "benchmark",
+        "--budget",
+        "20",
+        "--data-dir",
+        str(nb201_dir.parent),
+        "--json",
+    ]
     main([*args, "--seed", "7"])
     first = json.loads(capsys.readouterr().out)["best"]
     main([*args, "--seed", "7"])
@@ -104,11 +115,17 @@ def test_benchmark_refuses_multi_fidelity_strategies_on_a_table(nb201_dir):
     ("args", "expected"),
     [
         (
-            ["search", "--strategy", "annealing"],
+            ["search", "--estimator", "benchmark", "--strategy", "annealing"],
             "unknown strategy 'annealing'; accepted: asha, bananas, bo, bohb, evolution",
         ),
-        (["search", "--space", "nb999"], "unknown search space 'nb999'; accepted: FILE.py:NAME"),
-        (["search", "--dataset", "svhn"], "accepted: cifar10, cifar100, imagenet16-120"),
+        (
+            ["search", "--estimator", "benchmark", "--space", "nb999"],
+            "unknown search space 'nb999'; accepted: FILE.py:NAME",
+        ),
+        (
+            ["search", "--estimator", "benchmark", "--dataset", "svhn"],
+            "accepted: cifar10, cifar100, imagenet16-120",
+        ),
         (
             ["search", "--estimator", "oracle"],
             "unknown estimator 'oracle'; accepted: benchmark, train",
@@ -117,8 +134,8 @@ def test_benchmark_refuses_multi_fidelity_strategies_on_a_table(nb201_dir):
             ["search", "--estimator", "train", "--dataset", "svhn"],
             "accepted: cifar10, cifar100, digits",
         ),
-        (["search", "--budget", "0"], "--budget: must be > 0"),
-        (["search", "--budget", "-3"], "--budget: must be > 0"),
+        (["search", "--estimator", "benchmark", "--budget", "0"], "--budget: must be > 0"),
+        (["search", "--estimator", "benchmark", "--budget", "-3"], "--budget: must be > 0"),
         (["show", "nope", "--store", "/nonexistent/runs.db"], "does not exist"),
     ],
 )
@@ -133,7 +150,9 @@ def test_errors_are_one_line_exit_2_no_traceback(nb201_dir, args, expected):
 
 
 def test_missing_data_is_one_line_naming_the_file(tmp_path):
-    result = run_cli("search", "--data-dir", str(tmp_path), env={"NASFORGE_DATA": ""})
+    result = run_cli(
+        "search", "--estimator", "benchmark", "--data-dir", str(tmp_path), env={"NASFORGE_DATA": ""}
+    )
     assert result.returncode == 2
     assert "nb201/nb201_200ep_test.csv" in result.stderr and str(tmp_path) in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -144,6 +163,8 @@ def test_show_lists_runs_and_unknown_run_names_them(nb201_dir, tmp_path, capsys)
     main(
         [
             "search",
+            "--estimator",
+            "benchmark",
             "--budget",
             "3",
             "--data-dir",
@@ -198,6 +219,8 @@ def test_unreachable_ray_address_is_one_line_and_writes_nothing(nb201_dir, tmp_p
     store = tmp_path / "runs.db"
     result = run_cli(
         "search",
+        "--estimator",
+        "benchmark",
         "--data-dir",
         str(nb201_dir.parent),
         "--ray-address",
@@ -216,6 +239,8 @@ def test_unreachable_ray_address_is_one_line_and_writes_nothing(nb201_dir, tmp_p
 def test_unreachable_database_url_is_one_line(nb201_dir):
     result = run_cli(
         "search",
+        "--estimator",
+        "benchmark",
         "--data-dir",
         str(nb201_dir.parent),
         "--store",
@@ -230,6 +255,8 @@ def test_unreachable_database_url_is_one_line(nb201_dir):
 def test_unknown_strategy_option_lists_accepted(nb201_dir):
     result = run_cli(
         "search",
+        "--estimator",
+        "benchmark",
         "--data-dir",
         str(nb201_dir.parent),
         "--strategy",
@@ -248,7 +275,15 @@ def test_hardware_metrics_reach_the_result_and_bad_names_are_listed(nb201_dir, c
     )
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["metrics"][metric] > 0
-    result = run_cli("search", "--data-dir", str(nb201_dir.parent), "--hardware", "latency_ms/x")
+    result = run_cli(
+        "search",
+        "--estimator",
+        "benchmark",
+        "--data-dir",
+        str(nb201_dir.parent),
+        "--hardware",
+        "latency_ms/x",
+    )
     assert result.returncode == 2 and metric in result.stderr
     result = run_cli("search", "--estimator", "train", "--dataset", "digits", "--hardware", metric)
     assert result.returncode == 2 and "needs --estimator benchmark" in result.stderr

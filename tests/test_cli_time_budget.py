@@ -14,6 +14,8 @@ def test_hyperband_spends_a_simulated_time_budget_on_nb301(capsys):
     code = main(
         [
             "search",
+            "--estimator",
+            "benchmark",
             "--space",
             "darts",
             "--strategy",

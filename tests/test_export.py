@@ -192,10 +192,12 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [
             "search",
             "--estimator", "train",
+            "--search-only",
             "--dataset", "digits",
             "--strategy", "random",
             "--budget", "2",
             "--epochs", "1",
+            "--subset", "1",
             "--channels", "4",
             "--cells", "1",
             "--executor", "inprocess",

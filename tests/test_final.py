@@ -45,10 +45,12 @@ def search(store: Path, name: str = RUN, budget: int = 3) -> None:
         [
             "search",
             "--estimator", "train",
+            "--search-only",
             "--dataset", "digits",
             "--strategy", "random",
             "--budget", str(budget),
             "--epochs", "1",
+            "--subset", "1",
             "--channels", "4",
             "--cells", "1",
             "--executor", "inprocess",

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 SEARCH = [
-    "search", "--estimator", "train", "--dataset", "digits", "--strategy", "evolution",
-    "--population", "4", "--budget", "10", "--epochs", "1", "--channels", "4", "--cells", "1",
+    "search", "--estimator", "train", "--search-only", "--dataset", "digits",
+    "--strategy", "evolution", "--population", "4", "--budget", "10", "--epochs", "1",
+    "--subset", "1", "--channels", "4", "--cells", "1",
     "--workers", "2", "--seed", "0",
 ]  # fmt: skip
 

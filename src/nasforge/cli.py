@@ -16,15 +16,18 @@ from typing import Any, NoReturn
 
 from nasforge import factory
 from nasforge.errors import ConfigError, NasforgeError
+from nasforge.pipeline import DEFAULT_STORE, FinalPlan, finish
 from nasforge.runconfig import build_experiment, make_estimator, make_space, search_config_keys
 
 EPILOG_SEARCH = """examples:
+  # the defaults: 12 low-fidelity trials of real training on Fashion-MNIST (NB201 cells,
+  # C=8 N=1, 2 epochs on 10%, 2 workers), then final training of the winner and export;
+  # about five minutes on 2 cores, stored in runs/nasforge.db:
+  nasforge search
+  # your own images (root/{train,test}/<class>/*.png), searched longer:
+  nasforge search --dataset folder:/data/parts --budget 40 --epochs 3 --subset 0.3
   # 100 queries of the NAS-Bench-201 table (seconds), regularized evolution:
-  nasforge search --space nb201 --estimator benchmark --dataset cifar10 \
-      --strategy evolution --budget 100
-  # real training on Fashion-MNIST, 3 epochs per candidate, stored so it can be resumed:
-  nasforge search --estimator train --dataset fashion-mnist --budget 10 --epochs 3 \
-      --store runs.db --name fmnist
+  nasforge search --estimator benchmark --dataset cifar10 --strategy evolution --budget 100
 data is read from --data-dir or the colon-separated NASFORGE_DATA; nothing is downloaded."""
 
 
@@ -81,9 +84,12 @@ def build_parser() -> Parser:
 
     search = sub.add_parser(
         "search",
-        help="run one search and print the best architecture",
+        help="search, then (real training) retrain the winner and export it",
         description="Run one search: the strategy proposes architectures from the space, the "
-        "estimator scores them, the best by objective is printed.",
+        "estimator scores them, the best by objective is printed. With real training (the "
+        "default estimator) the winner is then retrained at a higher fidelity over several "
+        "seeds and exported (TorchScript, ONNX, arch.json, weights, a torch-only loader), "
+        "unless --search-only.",
         epilog=EPILOG_SEARCH,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -146,10 +152,10 @@ def build_parser() -> Parser:
         "nor_conv_1x1~2|' for nb201.",
     )
     evaluate.add_argument("arch", help="the architecture in the space's string form")
-    add_estimator_arguments(evaluate)
+    add_estimator_arguments(evaluate, default_estimator="benchmark")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of training")
     evaluate.add_argument("--data-dir", default=None, help="data folder (else NASFORGE_DATA)")
-    add_train_arguments(evaluate)
+    add_train_arguments(evaluate, epochs=3, subset=1.0)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     resume = sub.add_parser(
@@ -174,13 +180,18 @@ SPACE_HELP = (
 )
 
 
-def add_estimator_arguments(p: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+def add_estimator_arguments(
+    p: argparse.ArgumentParser, default_estimator: str | None
+) -> argparse._ArgumentGroup:
+    """``default_estimator`` None: ``benchmark`` when --table or --hardware asks for one,
+    else ``train`` (see `search_config`)."""
     what = p.add_argument_group("what to search")
     what.add_argument("--space", default="nb201", help=SPACE_HELP)
+    default = default_estimator or "train, or benchmark with --table/--hardware"
     what.add_argument(
         "--estimator",
-        default="benchmark",
-        help="benchmark (table lookup, seconds) or train (real training)",
+        default=default_estimator,
+        help=f"train (real training) or benchmark (table lookup, seconds); default {default}",
     )
     what.add_argument(
         "--dataset",
@@ -214,12 +225,15 @@ def add_estimator_arguments(p: argparse.ArgumentParser) -> argparse._ArgumentGro
 
 
 def add_search_arguments(p: argparse.ArgumentParser) -> None:
-    what = add_estimator_arguments(p)
+    what = add_estimator_arguments(p, default_estimator=None)
     what.add_argument(
         "--strategy", default="evolution", help=f"one of: {', '.join(factory.STRATEGIES)}"
     )
     what.add_argument(
-        "--budget", type=positive_int, default=None, help="number of evaluations (default 100)"
+        "--budget",
+        type=positive_int,
+        default=None,
+        help="number of evaluations (default 12 with real training, 100 on a benchmark)",
     )
     what.add_argument(
         "--budget-seconds",
@@ -256,7 +270,12 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
         help="inprocess, pool (worker processes) or ray; auto: inprocess for --estimator "
         "benchmark, pool for train, ray if --ray-address is given",
     )
-    run.add_argument("--workers", type=positive_int, default=1, help="trials in flight at once")
+    run.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        help="trials in flight at once (default 2 with real training on 2+ cores, else 1)",
+    )
     run.add_argument("--ray-address", default=None, help="Ray cluster address host:port")
     run.add_argument(
         "--trial-timeout", type=positive_float, default=None, help="seconds per trial (pool, ray)"
@@ -279,17 +298,47 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     )
     where = p.add_argument_group("where")
     where.add_argument(
-        "--store", default=None, help="SQLite file or postgresql:// URL to record the run in"
+        "--store",
+        default=None,
+        help="SQLite file or postgresql:// URL to record the run in (default with real "
+        f"training: {DEFAULT_STORE})",
     )
     where.add_argument("--name", default=None, help="run name in the store (default: a timestamp)")
     where.add_argument("--data-dir", default=None, help="data folder (else NASFORGE_DATA)")
-    add_train_arguments(p)
+    add_train_arguments(p, epochs=2, subset=0.1)
+    after = p.add_argument_group("after a real-training search: final training and export")
+    after.add_argument(
+        "--search-only",
+        action="store_true",
+        help="stop after the search (retrain and export later with train-final and export)",
+    )
+    after.add_argument(
+        "--final-top-k", type=positive_int, default=1, help="best architectures to retrain"
+    )
+    after.add_argument("--final-seeds", type=positive_int, default=2, help="seeds per architecture")
+    after.add_argument(
+        "--final-epochs",
+        type=positive_int,
+        default=None,
+        help="epochs of final training (default: twice the search's)",
+    )
+    after.add_argument(
+        "--final-subset",
+        type=fraction,
+        default=None,
+        help="fraction of training data for final training (default: three times the "
+        "search's, at most 1)",
+    )
 
 
-def add_train_arguments(p: argparse.ArgumentParser) -> None:
+def add_train_arguments(p: argparse.ArgumentParser, epochs: int, subset: float) -> None:
     train = p.add_argument_group("real training (--estimator train)")
-    train.add_argument("--epochs", type=positive_int, default=3, help="epochs per candidate")
-    train.add_argument("--subset", type=fraction, default=1.0, help="fraction of training data")
+    train.add_argument(
+        "--epochs", type=positive_int, default=epochs, help=f"epochs per candidate ({epochs})"
+    )
+    train.add_argument(
+        "--subset", type=fraction, default=subset, help=f"fraction of training data ({subset:g})"
+    )
     train.add_argument("--val-fraction", type=fraction, default=0.1, help="validation split")
     train.add_argument("--batch-size", type=positive_int, default=128)
     train.add_argument("--lr", type=float, default=0.1, help="initial SGD learning rate")
@@ -297,13 +346,14 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         "--channels",
         type=positive_int,
         default=None,
-        help="the space's width knob (nb201 C, default 16; darts/nasnet C; nb101 stem channels)",
+        help="the space's width knob (nb201 C, default 16, searched at 8; darts/nasnet C; nb101 "
+        "stem channels)",
     )
     train.add_argument(
         "--cells",
         type=positive_int,
         default=None,
-        help="the space's depth knob (nb201 N, default 5; darts layers; nasnet N; "
+        help="the space's depth knob (nb201 N, default 5, searched at 1; darts layers; nasnet N; "
         "nb101 cells per stack)",
     )
     train.add_argument(
@@ -337,12 +387,29 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def search_config(args: argparse.Namespace) -> dict[str, Any]:
-    """What the CLI needs to rebuild the same experiment on resume."""
+    """What the CLI needs to rebuild the same experiment on resume, with the defaults that
+    depend on the estimator written out (so a stored run says what it did)."""
     args.options = parse_options(args.option)
     for key in ("population", "sample"):
         if getattr(args, key) is not None:
             args.options[key] = getattr(args, key)
-    return {key: getattr(args, key) for key in search_config_keys()}
+    cfg = {key: getattr(args, key) for key in search_config_keys()}
+    if cfg["estimator"] is None:
+        cfg["estimator"] = "benchmark" if cfg["table"] or cfg["hardware"] else "train"
+    training = cfg["estimator"] == "train"
+    if cfg["budget"] is None and cfg["budget_seconds"] is None:
+        cfg["budget"] = 12 if training else 100
+    if cfg["workers"] is None:
+        cfg["workers"] = min(2, os.cpu_count() or 1) if training else 1
+    if training and cfg["channels"] is None and cfg["cells"] is None:
+        cfg.update(factory.search_size_of(cfg["space"]))
+    plan = None
+    if training and not args.search_only:
+        plan = FinalPlan(
+            args.final_top_k, args.final_seeds, args.final_epochs, args.final_subset
+        ).to_json()
+    cfg["final"] = plan
+    return cfg
 
 
 def parse_options(pairs: list[str]) -> dict[str, Any]:
@@ -405,11 +472,40 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 
 def cmd_search(args: argparse.Namespace) -> None:
-    experiment = build_experiment(
-        search_config(args), args.data_dir, args.store, args.name, resume=False, progress=True
-    )
+    cfg = search_config(args)
+    store = args.store
+    if store is None and cfg["final"] is not None:
+        store = DEFAULT_STORE
+        Path(store).parent.mkdir(parents=True, exist_ok=True)
+    experiment = build_experiment(cfg, args.data_dir, store, args.name, resume=False, progress=True)
     experiment.run()
-    emit(summarise_run(experiment), args.json)
+    finish_and_emit(experiment, cfg, args.data_dir, args.json)
+
+
+def finish_and_emit(
+    experiment: Any, cfg: dict[str, Any], data_dir: str | None, as_json: bool
+) -> None:
+    """Print the search's summary; then, if the run's plan says so, retrain and export its
+    winner and say where the model files are."""
+    summary = summarise_run(experiment)
+    plan = FinalPlan.from_config(cfg)
+    if plan is None:
+        emit(summary, as_json)
+        return
+    if not as_json:
+        print_summary(summary)
+        print(f"\nfinal training and export of run {experiment.name!r} ...", flush=True)
+    store = experiment.store.location
+    done = finish(store, experiment.name, plan, data_dir=data_dir, progress=True)
+    if as_json:
+        print(json.dumps({**summary, **done}))
+        return
+    from nasforge.final import format_table
+
+    if done["final_reused"]:
+        print(f"(final training already done: {done['final']['path']})")
+    print(format_table(done["final"]))
+    print_export(done["export"])
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -451,7 +547,7 @@ def cmd_resume(args: argparse.Namespace) -> None:
         cfg["ray_address"] = args.ray_address
     experiment = build_experiment(cfg, args.data_dir, store, args.run, True, True)
     experiment.run()
-    emit(summarise_run(experiment), args.json)
+    finish_and_emit(experiment, cfg, args.data_dir, args.json)
 
 
 def emit(summary: dict[str, Any], as_json: bool) -> None:
@@ -569,6 +665,10 @@ def cmd_export(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(written))
         return
+    print_export(written)
+
+
+def print_export(written: dict[str, Any]) -> None:
     if written["source"] == "final":
         source = "the model kept by train-final"
     else:

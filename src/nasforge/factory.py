@@ -77,6 +77,16 @@ def make_space(name: str, image_size: int | None = None) -> Any:
     return space_class()
 
 
+def search_size_of(space: str) -> dict[str, int]:
+    """The proxy network a built-in space is searched with when no ``--channels``/``--cells``
+    are given (its class's ``search_size``, as in DARTS's small search network); empty for
+    spaces without one and for users' spaces, which then train at their own defaults."""
+    if ":" in space or space not in SPACE_CLASSES:
+        return {}
+    module, cls = SPACE_CLASSES[space]
+    return dict(getattr(getattr(importlib.import_module(module), cls), "search_size", {}))
+
+
 def image_size_of(dataset: str | None) -> int | None:
     """The image side of a built-in dataset, or None when it is not known in advance."""
     return IMAGE_SIZES.get(dataset or "")

@@ -509,6 +509,8 @@ class DartsSpace:
 
     name = "darts"
     size_options: ClassVar[dict[str, str | None]] = {"channels": "C", "cells": "layers"}
+    #: DARTS's own search network (C=16, 8 layers) rather than its C=36, 20-layer evaluation one
+    search_size: ClassVar[dict[str, int]] = {"channels": 16, "cells": 8}
 
     def __init__(self, include_none: bool = False):
         if not isinstance(include_none, bool | np.bool_):

@@ -280,6 +280,9 @@ class NB201Space:
     name = "nb201"
     #: the CLI's generic --channels/--cells knobs, as ``build`` keywords
     size_options: ClassVar[dict[str, str | None]] = {"channels": "C", "cells": "N"}
+    #: the proxy network of a low-fidelity search (C=8, one cell per stage): about 20 times
+    #: cheaper than the benchmark's C=16 N=5, so a CPU search of a dozen cells takes minutes
+    search_size: ClassVar[dict[str, int]] = {"channels": 8, "cells": 1}
 
     def sample(self, rng: np.random.Generator) -> NB201Arch:
         """Uniform over all 15,625 cells (each edge's op independently uniform)."""
