@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job (`make run`): a low-fidelity architecture search on real data, final training of
-# the best cells, and export of the winner; about five minutes on 2 cores.
+# The main job (`make run`): `nasforge search` with its defaults, that is a low-fidelity
+# architecture search on real data, final training of the winner, and its export; about five
+# minutes on 2 cores. The run is stored in runs/nasforge.db (`nasforge show NAME --store ...`).
 #
 # Data: Fashion-MNIST from NASFORGE_DATA, else from Debian's dataset-fashion-mnist package
 # (/usr/share/datasets/fashion-mnist; installed here when apt-get is usable), else scikit-learn's
@@ -36,20 +37,9 @@ if ! have_fashion; then
   fi
 fi
 
-STORE=runs/nasforge.db
 NAME="main-$(date +%Y%m%d-%H%M%S)"
-echo "== 1/3 search: NB201 cells on $DATASET, regularized evolution, low fidelity (real training) =="
-"$PY" -m nasforge.cli search \
-  --space nb201 --estimator train --dataset "$DATASET" --strategy evolution \
-  --budget "${NASFORGE_MAIN_BUDGET:-12}" --population 6 --sample 3 --workers 2 \
-  --epochs 2 --subset 0.1 --channels 8 --cells 1 --batch-size 128 \
-  --store "$STORE" --name "$NAME"
-
-echo
-echo "== 2/3 final training: the best 2 cells, 2 seeds each, 2 epochs on 30% of the data =="
-"$PY" -m nasforge.cli train-final "$NAME" --store "$STORE" \
-  --top-k 2 --seeds 2 --epochs "${NASFORGE_MAIN_FINAL_EPOCHS:-2}" --subset 0.3
-
-echo
-echo "== 3/3 export: TorchScript, ONNX (checked with onnxruntime), architecture JSON =="
-"$PY" -m nasforge.cli export "$NAME" --store "$STORE"
+echo "== nasforge search with its defaults: a low-fidelity search of NB201 cells on $DATASET"
+echo "   (real training: C=8 N=1, 2 epochs on 10%, 12 trials of regularized evolution, 2 workers),"
+echo "   then final training of the winner (2 seeds, 4 epochs on 30%) and export =="
+"$PY" -m nasforge.cli search --dataset "$DATASET" --name "$NAME" \
+  ${NASFORGE_MAIN_BUDGET:+--budget "$NASFORGE_MAIN_BUDGET"}

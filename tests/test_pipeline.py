@@ -40,6 +40,14 @@ def test_defaults_are_a_short_real_training_search_that_ends_in_a_model() -> Non
     assert (cfg["channels"], cfg["cells"]) == (8, 1)  # NB201's proxy network
     assert cfg["workers"] == min(2, os.cpu_count() or 1)
     assert cfg["final"] == {"top_k": 1, "seeds": 2, "epochs": None, "subset": None}
+    assert cfg["options"] == {"population": 6, "sample": 3}  # 12 trials still evolve
+
+
+def test_a_short_evolution_gets_a_smaller_population_unless_one_is_given() -> None:
+    assert config_of("--budget", "5")["options"] == {"population": 2, "sample": 2}
+    assert config_of("--budget", "40")["options"] == {}  # the paper's 10 and 3
+    assert config_of("--population", "4")["options"] == {"population": 4}
+    assert config_of("--strategy", "random")["options"] == {}
 
 
 def test_explicit_choices_override_the_defaults() -> None:

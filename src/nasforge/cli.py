@@ -252,7 +252,10 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
         "(evolution), --option eta=3 (hyperband); the strategy's docstring lists them",
     )
     what.add_argument(
-        "--population", type=positive_int, default=None, help="shortcut for --option population=N"
+        "--population",
+        type=positive_int,
+        default=None,
+        help="shortcut for --option population=N (evolution: 10, or half a budget under 20)",
     )
     what.add_argument(
         "--sample", type=positive_int, default=None, help="shortcut for --option sample=N"
@@ -399,6 +402,12 @@ def search_config(args: argparse.Namespace) -> dict[str, Any]:
     training = cfg["estimator"] == "train"
     if cfg["budget"] is None and cfg["budget_seconds"] is None:
         cfg["budget"] = 12 if training else 100
+    short = cfg["budget"] is not None and cfg["budget"] < 20
+    if cfg["strategy"] == "evolution" and "population" not in cfg["options"] and short:
+        # evolution's population of 10 would leave a short search nearly all random samples
+        population = max(2, cfg["budget"] // 2)
+        cfg["options"] = {**cfg["options"], "population": population}
+        cfg["options"].setdefault("sample", min(3, population))
     if cfg["workers"] is None:
         cfg["workers"] = min(2, os.cpu_count() or 1) if training else 1
     if training and cfg["channels"] is None and cfg["cells"] is None:
