@@ -303,6 +303,27 @@ def test_kde_prefers_the_values_it_was_fitted_on():
     assert np.exp(kde.log_density(everything)).sum() == pytest.approx(1.0)
 
 
+def test_kde_of_a_constant_dimension_is_a_proper_density():
+    kde = CategoricalKDE(np.array([[0, 1], [0, 2], [0, 1]]), np.array([1, 3]))
+    assert kde.bandwidths[0] == 0.0
+    everything = np.array([[0, b] for b in range(3)])
+    with np.errstate(all="raise"):
+        assert np.exp(kde.log_density(everything)).sum() == pytest.approx(1.0)
+
+
+def test_bohb_searches_a_space_with_a_constant_choice():
+    from nasforge.spaces.custom import Custom
+
+    space = Custom({"width": [8, 16, 32], "act": ["relu"], "depth": [1, 2]})
+    strategy = BOHB(space, seed=0, min_fidelity=1, max_fidelity=9, random_fraction=0.0)
+    assert list(strategy.cardinalities) == [3, 1, 2]
+    for _ in range(40):
+        candidate = strategy.ask()
+        wide = "width=32" in space.to_string(candidate.arch)
+        strategy.tell(candidate, Result(objective=float(wide) + 0.1 * candidate.fidelity))
+    assert strategy.model_proposals > 0
+
+
 def test_bohb_model_starts_after_n_min_plus_2_results_at_a_fidelity(model):
     strategy = make("bohb", random_fraction=0.0)
     assert strategy.min_points == 7  # d + 1 for NB201's 6 edges

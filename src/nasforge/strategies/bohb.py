@@ -89,7 +89,10 @@ class CategoricalKDE:
         points = np.asarray(points, dtype=np.int64)
         match = points[:, None, :] == self.data[None, :, :]  # (m, n, d)
         log_same = np.log1p(-self.bandwidths)
-        log_other = np.log(self.bandwidths / np.maximum(self.cardinalities - 1, 1))
+        # a dimension with one option has bandwidth 0 and never mismatches: its log(0) is
+        # computed but never selected
+        with np.errstate(divide="ignore"):
+            log_other = np.log(self.bandwidths / np.maximum(self.cardinalities - 1, 1))
         per_point = np.where(match, log_same, log_other).sum(axis=2)  # (m, n)
         peak = per_point.max(axis=1, keepdims=True)
         total = np.log(np.exp(per_point - peak).sum(axis=1)) + peak[:, 0]
@@ -155,9 +158,9 @@ class BOHB(Hyperband):
                     f"{self.space.name!r}; pass cardinalities= (one per index dimension)"
                 )
             given = [width // dims] * dims
-        if len(given) != dims or any(int(c) != c or c < 2 for c in given):
+        if len(given) != dims or any(int(c) != c or c < 1 for c in given):
             raise ConfigError(
-                f"cardinalities must be {dims} whole numbers >= 2 (one per index dimension), "
+                f"cardinalities must be {dims} whole numbers >= 1 (one per index dimension), "
                 f"got {given!r}"
             )
         return np.asarray(given, dtype=np.int64)
