@@ -99,6 +99,8 @@ def test_search_trains_the_winner_exports_it_and_resume_finishes_an_interrupted_
     store = tmp_path / DEFAULT_STORE
     assert store.is_file() and not (store.parent / "final").exists()
     capsys.readouterr()
+    assert cli.main(["show", "pipe", "--store", str(store)]) == 0
+    assert "final training and export not done yet: nasforge resume pipe" in capsys.readouterr().out
 
     assert cli.main(["resume", "pipe", "--store", str(store), "--json"]) == 0
     done = json.loads(capsys.readouterr().out)
@@ -116,3 +118,9 @@ def test_search_trains_the_winner_exports_it_and_resume_finishes_an_interrupted_
     printed = capsys.readouterr().out
     assert "final training already done" in printed  # not trained twice
     assert str(files["model.onnx"]) in printed and "test acc" in printed
+
+    assert cli.main(["show", "pipe", "--store", str(store)]) == 0
+    shown = capsys.readouterr().out
+    mean = final["architectures"][0]["test_acc_mean"]
+    assert f"final training: {final['architectures'][0]['arch']} test {mean:.2f}" in shown
+    assert f"exported model: {done['export']['out_dir']}/" in shown and "not done yet" not in shown

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from nasforge.errors import ConfigError, NasforgeError
+from nasforge.outputs import default_out_dir, final_paths
 
 #: The ONNX operator set written; 17 is the first with LayerNormalization and is read by every
 #: onnxruntime since 1.13.
@@ -38,7 +39,6 @@ ONNX_OPSET = 17
 #: The largest max abs difference between PyTorch and an exported file that passes the check.
 TOLERANCE = 1e-4
 FILES = ("model.ts", "model.onnx", "arch.json", "weights.pt", "load_model.py")
-EXPORT_FOLDER = "export"
 
 
 class ExportCheckError(NasforgeError):
@@ -349,13 +349,6 @@ if __name__ == "__main__":
 # a stored run -----------------------------------------------------------------------------------
 
 
-def default_out_dir(store: Any, run_name: str) -> Path:
-    """``export/<run>/`` beside a SQLite store's file (in the working directory otherwise)."""
-    from nasforge.final import output_folder
-
-    return output_folder(store).parent / EXPORT_FOLDER / run_name
-
-
 def export_run(
     store: Any,
     run_name: str,
@@ -372,7 +365,7 @@ def export_run(
     with final.open_store(store) as db:
         _, cfg, trials = final.load_run(db, run_name)
         out = Path(out_dir) if out_dir is not None else default_out_dir(db, run_name)
-        json_path, weights_path = final.final_paths(db, run_name)
+        json_path, weights_path = final_paths(db, run_name)
         location = db.location
     _prepare_folder(out)  # a bad folder is an error before any training
     if json_path.is_file() and weights_path.is_file():

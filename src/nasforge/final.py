@@ -33,10 +33,9 @@ import torch
 from nasforge.core import Candidate
 from nasforge.errors import ConfigError
 from nasforge.nn.profile import count_flops, count_params, measure_latency
+from nasforge.outputs import final_paths
 from nasforge.report.progress import Progress
 from nasforge.store import Store, StoredRun, StoredTrial
-
-FINAL_FOLDER = "final"
 
 #: The estimator kind (``config["cli"]["estimator"]``) that final training uses.
 TRAINABLE = "train"
@@ -153,17 +152,6 @@ def open_store(store: Store | str | Path) -> Iterator[Store]:
         yield opened
     finally:
         opened.close()
-
-
-def output_folder(store: Store) -> Path:
-    """``final/`` beside a SQLite store's file; in the working directory for a server store."""
-    return Path(store.path).parent / FINAL_FOLDER if store.path else Path(FINAL_FOLDER)
-
-
-def final_paths(store: Store, run_name: str) -> tuple[Path, Path]:
-    """(results JSON, kept weights) of a run's final training."""
-    folder = output_folder(store)
-    return folder / f"{run_name}.json", folder / f"{run_name}.pt"
 
 
 def stored_cli_config(run: StoredRun, store: Store) -> dict[str, Any]:

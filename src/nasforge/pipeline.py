@@ -71,10 +71,11 @@ def finish(
 
     from nasforge import final
     from nasforge.export import export_run
+    from nasforge.outputs import final_paths
 
     with final.open_store(store) as db:
         _, cfg, _ = final.load_run(db, run_name)
-        json_path, weights_path = final.final_paths(db, run_name)
+        json_path, weights_path = final_paths(db, run_name)
     reused = json_path.is_file() and weights_path.is_file()
     if reused:
         result = json.loads(json_path.read_text())

@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any
 
+from nasforge.outputs import default_out_dir, final_paths
 from nasforge.store import Store
 
 
@@ -36,7 +37,31 @@ def run_summary(store: Store, name: str, top: int = 5) -> dict[str, Any]:
             for t in ranked[:top]
         ],
         "failures": [{"trial": t.number, "error": t.error} for t in trials if t.state == "failed"],
+        **products(store, run.name),
     }
+
+
+def products(store: Store, name: str) -> dict[str, Any]:
+    """The run's final training (its chosen architecture's test accuracy) and export folder,
+    where they exist beside the store."""
+    found: dict[str, Any] = {}
+    json_path, _ = final_paths(store, name)
+    if json_path.is_file():
+        data = json.loads(json_path.read_text())
+        chosen = next(a for a in data["architectures"] if a["rank"] == data["best"]["rank"])
+        found["final"] = {
+            "path": str(json_path),
+            "arch": chosen["arch"],
+            "test_acc_mean": chosen["test_acc_mean"],
+            "test_acc_std": chosen["test_acc_std"],
+            "seeds": len(data["seeds"]),
+            "epochs": data["epochs"],
+            "subset": data["subset"],
+        }
+    export_dir = default_out_dir(store, name)
+    if (export_dir / "arch.json").is_file():
+        found["export"] = str(export_dir)
+    return found
 
 
 def describe_run(path: str, name: str, top: int = 5, as_json: bool = False) -> str:
@@ -64,6 +89,20 @@ def describe_run(path: str, name: str, top: int = 5, as_json: bool = False) -> s
                 f"    #{row['trial']:<4} {row['objective']:8.2f}  {row['arch']}"
                 + (f"  [report: {report}]" if report else "")
             )
+    if "final" in summary:
+        done = summary["final"]
+        lines.append(
+            f"  final training: {done['arch']} test {done['test_acc_mean']:.2f} ± "
+            f"{done['test_acc_std']:.2f} over {done['seeds']} seed(s), {done['epochs']} epoch(s) "
+            f"on {done['subset']:.0%} of the data ({done['path']})"
+        )
+    if "export" in summary:
+        lines.append(f"  exported model: {summary['export']}/")
+    plan = (cfg.get("cli") or {}).get("final")
+    if plan and summary["status"] == "finished" and "export" not in summary:
+        lines.append(
+            f"  final training and export not done yet: nasforge resume {name} --store {path}"
+        )
     for failure in summary["failures"][:5]:
         lines.append(f"  failed #{failure['trial']}: {failure['error']}")
     if summary["status"] == "interrupted":
