@@ -126,6 +126,7 @@ def make_estimator(
     args: argparse.Namespace,
     threads: int,
     hook: Callable[..., None],
+    channels_last: bool = False,
 ) -> Train:
     train_images = len(data.train_x)
     return Train(
@@ -139,6 +140,7 @@ def make_estimator(
         threads=threads,
         eval_batch_size=args.eval_batch,
         on_epoch=hook,
+        channels_last=channels_last,
     )
 
 
@@ -382,6 +384,14 @@ def main() -> None:
         idx = estimators[first].train_idx
         runner = partial(time_hand, build, xv, y, idx, args.batch_size, **options)
         configs.append((Timings(f"hand + {name}", first), runner))
+    if "channels_last" in variants:  # the estimator's own switch for the same change
+        fast = make_estimator(space, data, args, first, lambda *a: None, channels_last=True)
+        configs.append(
+            (
+                Timings("estimator (Train, channels_last=True)", first),
+                partial(time_estimator, fast, arch),
+            )
+        )
 
     def run(timings: Timings, runner: Runner) -> None:
         torch.set_num_threads(timings.threads)

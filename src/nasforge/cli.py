@@ -384,6 +384,11 @@ def add_train_arguments(p: argparse.ArgumentParser, epochs: int, subset: float) 
         help="do not score the test set after each trial (at low fidelity this can halve a "
         "trial's time; train-final still reports test accuracy)",
     )
+    train.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="train in the NHWC memory format (faster convolutions on most CPUs; recorded)",
+    )
 
 
 # commands ---------------------------------------------------------------------------------------

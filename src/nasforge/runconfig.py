@@ -50,6 +50,7 @@ def search_config_keys() -> list[str]:
         "augment",
         "early_stopping",
         "skip_test",
+        "channels_last",
     ]
 
 
@@ -161,8 +162,8 @@ _FLAG_OF_KNOB = {"score_test": "skip_test"}
 
 
 def training_knobs(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Resolution, augmentation, early stopping and test scoring as ``Train`` keywords (absent
-    from runs stored before they existed, which then train as they did)."""
+    """Resolution, augmentation, early stopping, test scoring and memory format as ``Train``
+    keywords (absent from runs stored before they existed, which then train as they did)."""
     knobs: dict[str, Any] = {}
     if cfg.get("resolution"):
         knobs["resolution"] = cfg["resolution"]
@@ -176,6 +177,8 @@ def training_knobs(cfg: dict[str, Any]) -> dict[str, Any]:
         knobs["early_stopping"] = make_stopper(cfg["early_stopping"])
     if cfg.get("skip_test"):
         knobs["score_test"] = False
+    if cfg.get("channels_last"):
+        knobs["channels_last"] = True
     if knobs and cfg["estimator"] != "train":
         raise ConfigError(
             f"{', '.join('--' + _FLAG_OF_KNOB.get(k, k).replace('_', '-') for k in knobs)} "

@@ -3,6 +3,7 @@ on scikit-learn's real digits with a tiny stand-in network."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 from collections.abc import Sequence
@@ -184,6 +185,37 @@ def test_skipping_the_test_set_never_shows_it_to_the_network(digits: ImageDatase
     assert set(scored.report) == {"test_acc", "test_loss"}
     assert scored.objective == skipped.objective  # the search's number does not change
     assert Train(SmallSpace(), digits, score_test=False).describe()["score_test"] is False
+
+
+def test_channels_last_trains_the_same_network_in_nhwc(digits: ImageDataset) -> None:
+    # three channels: with one, NCHW and NHWC are the same layout
+    rgb = dataclasses.replace(
+        digits,
+        train_x=digits.train_x.repeat(1, 3, 1, 1),
+        test_x=digits.test_x.repeat(1, 3, 1, 1),
+        channels=3,
+        mean=digits.mean * 3,
+        std=digits.std * 3,
+    )
+    results, layouts = [], []
+    for channels_last in (False, True):
+        space = SmallSpace()
+        estimator = Train(space, rgb, epochs=1, channels_last=channels_last)
+        model, result = estimator.train(Candidate(4))
+        conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+        seen = space.recorders[-1].train_batches[0]
+        layouts.append(
+            (
+                conv.weight.is_contiguous(memory_format=torch.channels_last),
+                seen.is_contiguous(memory_format=torch.channels_last),
+            )
+        )
+        results.append(result)
+        assert estimator.describe()["channels_last"] is channels_last
+    assert layouts == [(False, False), (True, True)]
+    plain, fast = results
+    assert fast.metrics["train_loss"] == pytest.approx(plain.metrics["train_loss"], rel=1e-3)
+    assert abs(fast.objective - plain.objective) <= 1.0  # the same training up to rounding
 
 
 # --- augmentation --------------------------------------------------------------------------------
