@@ -508,3 +508,29 @@ def test_an_experiment_runs_and_resumes_on_each_backend(store_url, nb201_dir, tm
         t.result.report["test_acc"] for t in reference.trials
     ]
     store.close()
+
+
+@pytest.mark.slow
+def test_search_to_exported_model_on_a_password_protected_server(
+    pg_server, tmp_path, monkeypatch, capsys
+):
+    """The pipeline keeps using the open store: its redacted location could not be reopened."""
+    import json
+
+    from nasforge import cli
+
+    monkeypatch.chdir(tmp_path)  # a server store's products go to the working directory
+    url = pg_server.url_for("nasforge", PASSWORD_ROLE, PASSWORD)
+    code = cli.main(
+        [
+            "search", "--dataset", "digits", "--budget", "2", "--epochs", "1", "--subset", "1",
+            "--channels", "4", "--cells", "1", "--batch-size", "32", "--executor", "inprocess",
+            "--final-epochs", "1", "--final-seeds", "1", "--store", url, "--name", "pipe-pg",
+            "--json",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    done = json.loads(capsys.readouterr().out)
+    assert done["store"] == url.replace(PASSWORD, "***") and PASSWORD not in json.dumps(done)
+    assert Path(done["final"]["path"]).resolve() == tmp_path / "final" / "pipe-pg.json"
+    assert (tmp_path / "export" / "pipe-pg" / "model.onnx").is_file()

@@ -509,8 +509,8 @@ def finish_and_emit(
     if not as_json:
         print_summary(summary)
         print(f"\nfinal training and export of run {experiment.name!r} ...", flush=True)
-    store = experiment.store.location
-    done = finish(store, experiment.name, plan, data_dir=data_dir, progress=True)
+    # the open store itself: a server URL's location is redacted and cannot be reopened
+    done = finish(experiment.store, experiment.name, plan, data_dir=data_dir, progress=True)
     if as_json:
         print(json.dumps({**summary, **done}))
         return
