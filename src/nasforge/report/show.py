@@ -25,7 +25,7 @@ def run_summary(store: Store, name: str, top: int = 5) -> dict[str, Any]:
         "store": store.location,
         "status": run.effective_status,
         "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.created)),
-        "updated": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.updated)),
+        "updated": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last_activity(run, trials))),
         "config": run.config,
         "trials": {
             "complete": len(complete),
@@ -39,6 +39,15 @@ def run_summary(store: Store, name: str, top: int = 5) -> dict[str, Any]:
         "failures": [{"trial": t.number, "error": t.error} for t in trials if t.state == "failed"],
         **products(store, run.name),
     }
+
+
+def last_activity(run: Any, trials: list[Any]) -> float:
+    """When the run last did something: its own record changes only with its status, its
+    trials' start and finish times show a running search is alive."""
+    stamps = [run.updated]
+    for trial in trials:
+        stamps += [t for t in (trial.started, trial.finished) if t is not None]
+    return max(stamps)
 
 
 def products(store: Store, name: str) -> dict[str, Any]:
