@@ -11,6 +11,7 @@ This module holds the plan and its defaults only; the work is done by `final` an
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -67,8 +68,6 @@ def finish(
 ) -> dict[str, Any]:
     """Final training (unless a finished one is stored already) and export of a stored run;
     ``{"final": FinalResult JSON, "export": what export_run wrote, "final_reused": bool}``."""
-    import json
-
     from nasforge import final
     from nasforge.export import export_run
     from nasforge.outputs import final_paths
