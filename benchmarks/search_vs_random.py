@@ -91,7 +91,8 @@ def search(args: argparse.Namespace, name: str) -> None:
         "--strategy", "evolution", "--population", "10", "--sample", "3", "--workers", "2",
         "--budget-seconds", f"{args.minutes * 60 * 2:g}",
         "--epochs", str(args.search_epochs), "--subset", str(args.search_subset),
-        "--channels", "8", "--cells", "1", "--skip-test", "--store", args.store, "--name", name,
+        "--channels", "8", "--cells", "1", "--skip-test", "--search-only",
+        "--store", args.store, "--name", name,
     )  # fmt: skip
 
 
@@ -160,12 +161,14 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     search(args, name)
-    search_seconds = time.perf_counter() - started
 
     with final.open_store(args.store) as store:
         _, cfg, trials = final.load_run(store, name)
         best = final.top_architectures(NB201Space(), trials, 1)[0]["arch"]
         finished = sum(t.state == "complete" for t in trials)
+    # from the stored trials, so a reused or resumed search reports its own wall time
+    ends = [t.finished for t in trials if t.finished is not None]
+    search_seconds = max(ends) - min(t.started for t in trials)
     randoms = random_cells(args.seeds, best)
     jobs = [("searched", best, seed) for seed in range(args.seeds)]
     jobs += [("random", cell, seed) for seed, cell in enumerate(randoms)]
