@@ -139,9 +139,9 @@ def final_trainings(
     return {group: sorted(rows, key=lambda r: r["seed"]) for group, rows in done.items()}
 
 
-def mean_std(rows: list[dict[str, Any]]) -> str:
-    values = [r["test_acc"] for r in rows]
-    return f"{np.mean(values):.2f} ± {np.std(values, ddof=1):.2f}"
+def format_test_acc(rows: list[dict[str, Any]]) -> str:
+    mean, std = final.mean_std([r["test_acc"] for r in rows])  # sample std, as train-final
+    return f"{mean:.2f} ± {std:.2f}"
 
 
 def main() -> None:
@@ -185,11 +185,11 @@ def main() -> None:
     )
     print("| architecture | params | test accuracy mean ± std |")
     print("|---|---|---|")
-    print(f"| searched: {best} | {ours[0]['params']:,.0f} | {mean_std(ours)} |")
+    print(f"| searched: {best} | {ours[0]['params']:,.0f} | {format_test_acc(ours)} |")
     for row in baseline:
         print(f"| random (seed {row['seed']}): {row['cell']} | {row['params']:,.0f} | "
               f"{row['test_acc']:.2f} |")  # fmt: skip
-    print(f"| random cells (one per seed) | | {mean_std(baseline)} |")
+    print(f"| random cells (one per seed) | | {format_test_acc(baseline)} |")
     print(f"difference: {diff:+.2f} points")
     record: dict[str, Any] = {
         "dataset": args.dataset,

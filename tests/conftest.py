@@ -4,9 +4,11 @@ NASFORGE_REQUIRE_DATA=1 turns a missing dataset into a failure."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from nasforge.data.paths import find_data
 from nasforge.errors import DataNotFoundError
@@ -23,6 +25,17 @@ def require_data(relative: str) -> Path:
         if os.environ.get("NASFORGE_REQUIRE_DATA") == "1":
             pytest.fail(f"NASFORGE_REQUIRE_DATA=1 but {err}")
         pytest.skip(str(err))
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op thread for a test module (``pytestmark = pytest.mark.usefixtures(...)``):
+    the small networks of the tests lose time to thread hand-offs, and CI shares 2 cores.
+    Module scope, so module fixtures that train (a stored search) run under it too."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

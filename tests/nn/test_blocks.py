@@ -34,14 +34,13 @@ def bn(c: int) -> int:  # BatchNorm scale and shift
     return 2 * c
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 @pytest.fixture(autouse=True)
-def _seed_one_thread():
-    """Seeded, and one intra-op thread: these tiny tensors only lose time to thread hand-offs."""
+def _seed() -> None:
+    """Every test starts from the same random state."""
     torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # --- activations ------------------------------------------------------------------------------

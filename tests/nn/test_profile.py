@@ -4,7 +4,6 @@ range, latency on the CPU."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -25,13 +24,7 @@ MIXED = "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_co
 KERNEL_AREAS = {ALL_CONV: [9] * 6, ALL_NONE: [], MIXED: [9, 1, 9]}
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Counting does not depend on threads; one thread keeps a shared CI machine fast."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small_net() -> nn.Module:

@@ -26,13 +26,7 @@ EXAMPLE = "conv3-32-s1|pool2|conv5-64-s2+skip0|fc128"
 SKIPPY = "conv3-16-s2|conv3-16-s2|pool2|conv3-32-s1+skip0"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Other work shares the CPU; one thread keeps these small networks fast."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

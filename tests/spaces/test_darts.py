@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter, namedtuple
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -55,13 +54,7 @@ def space() -> DartsSpace:
     return DartsSpace()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Tiny networks run faster on one thread, and other tests share the machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def random_archs(space: DartsSpace, n: int, seed: int = 0) -> list[DartsArch]:

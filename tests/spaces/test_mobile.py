@@ -36,12 +36,7 @@ SMALL = SPACE.from_string(
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def samples(n: int, seed: int = 0) -> list[MobileArch]:

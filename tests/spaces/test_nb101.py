@@ -3,8 +3,6 @@ strings, decisions and repair, moves, encodings, networks (published parameter c
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -88,13 +86,7 @@ TRIVIAL_HASH = "043721b9c7fe8c5fad811d47d83132ec"
 SMALL_NET = dict(stem_channels=8, stacks=3, cells_per_stack=1)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Small networks run fastest on one thread, and the machine is shared."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
