@@ -5,12 +5,12 @@ The three parts of NAS each have a package: ``spaces`` (what can be searched), `
 Names are imported lazily, so ``import nasforge`` is cheap.
 """
 
-from nasforge._lazy import lazy_exports
+from nasforge._lazy import export_lazily
 
 __version__ = "0.1.0"
 
-__getattr__ = lazy_exports(
-    __name__,
+export_lazily(
+    globals(),
     {
         "spaces": "nasforge.spaces",
         "strategies": "nasforge.strategies",

@@ -1,9 +1,9 @@
 """Datasets and splits, read from real files in NASFORGE_DATA; nothing is ever downloaded."""
 
-from nasforge._lazy import lazy_exports
+from nasforge._lazy import export_lazily
 
-__getattr__ = lazy_exports(
-    __name__,
+export_lazily(
+    globals(),
     {
         "load_dataset": "nasforge.data.datasets",
         "split_train_val": "nasforge.data.datasets",

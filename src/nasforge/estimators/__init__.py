@@ -1,9 +1,9 @@
 """Performance estimators: how good is a candidate. Each implements ``base.Estimator``."""
 
-from nasforge._lazy import lazy_exports
+from nasforge._lazy import export_lazily
 
-__getattr__ = lazy_exports(
-    __name__,
+export_lazily(
+    globals(),
     {
         "NB201Benchmark": "nasforge.estimators.benchmarks.nb201",
         "NB301Benchmark": "nasforge.estimators.benchmarks.nb301",

@@ -4,10 +4,10 @@ One interface (``base.Executor``): start with an estimator, submit jobs, wait fo
 The strategy never knows which one runs its candidates.
 """
 
-from nasforge._lazy import lazy_exports
+from nasforge._lazy import export_lazily
 
-__getattr__ = lazy_exports(
-    __name__,
+export_lazily(
+    globals(),
     {
         "InProcessExecutor": "nasforge.executors.inprocess",
         "ProcessPoolExecutor": "nasforge.executors.pool",

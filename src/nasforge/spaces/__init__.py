@@ -1,10 +1,10 @@
 """Search spaces: what can be searched. Each implements ``spaces.base.SearchSpace``;
 ``nasforge.factory.SPACE_CLASSES`` maps the CLI names to these classes."""
 
-from nasforge._lazy import lazy_exports
+from nasforge._lazy import export_lazily
 
-__getattr__ = lazy_exports(
-    __name__,
+export_lazily(
+    globals(),
     {
         "NB201Space": "nasforge.spaces.nb201",
         "NB201Arch": "nasforge.spaces.nb201",

@@ -1,10 +1,10 @@
 """Search strategies: which candidate next. Each implements ``strategies.base.Strategy``;
 ``nasforge.factory.STRATEGY_CLASSES`` maps the CLI names to these classes."""
 
-from nasforge._lazy import lazy_exports
+from nasforge._lazy import export_lazily
 
-__getattr__ = lazy_exports(
-    __name__,
+export_lazily(
+    globals(),
     {
         "RandomSearch": "nasforge.strategies.random",
         "GridSearch": "nasforge.strategies.grid",
