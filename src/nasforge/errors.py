@@ -35,3 +35,12 @@ class DataFormatError(NasforgeError):
 
 class ConfigError(NasforgeError):
     """A bad setting: a budget <= 0, a negative population, a missing run ..."""
+
+
+class TrainingDiverged(NasforgeError):
+    """A training whose loss became NaN or infinite. Caused by the recipe (learning rate, batch
+    size), so it is a user's error with advice; in a search it fails that one trial only (the
+    next architecture may train fine), in final training it ends the command."""
+
+    #: a search goes on after a diverged trial (see `executors.base.run_job`)
+    fatal_to_search = False

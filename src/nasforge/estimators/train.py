@@ -14,6 +14,7 @@ import inspect
 import math
 import numbers
 import time
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
@@ -25,7 +26,7 @@ import torch.nn.functional as F
 from nasforge.core import Candidate, Result, SearchContext
 from nasforge.data.augment import Augmentation
 from nasforge.data.datasets import ImageDataset, split_train_val
-from nasforge.errors import ConfigError
+from nasforge.errors import ConfigError, TrainingDiverged
 from nasforge.estimators.early_stopping import Stopper
 from nasforge.spaces.base import SearchSpace
 
@@ -35,6 +36,15 @@ EpochHook = Callable[[int, float, float], bool | None]
 
 #: Keys of ``net`` that the estimator sets from the dataset itself.
 _DATASET_KEYS = ("in_channels", "num_classes")
+
+#: Fewer SGD steps than this per trial leave most networks near chance level, so a search would
+#: rank noise (digits at the CLI's 10 % subset: 2 epochs of ~130 images, 2-4 steps).
+MIN_USEFUL_STEPS = 50
+
+
+class FewStepsWarning(UserWarning):
+    """A training recipe with too few optimisation steps to tell architectures apart."""
+
 
 #: Seed offset of the augmentation's generator, so turning augmentation on leaves the batch
 #: order (seeded with ``seed`` itself) unchanged.
@@ -168,6 +178,35 @@ class Train:
         self.fidelity_range = (1.0, float(self.epochs))
         self.train_idx = torch.from_numpy(train_idx)
         self.val_idx = torch.from_numpy(val_idx)
+        advice = self.few_steps_advice()
+        if advice is not None:
+            warnings.warn(advice, FewStepsWarning, stacklevel=2)
+
+    @property
+    def steps_per_trial(self) -> int:
+        """SGD steps of one trial at full fidelity (``epochs`` × batches per epoch)."""
+        return self.epochs * self._batches_per_epoch()
+
+    def few_steps_advice(self) -> str | None:
+        """What to change when a trial has fewer than `MIN_USEFUL_STEPS` optimisation steps
+        (None when it has enough): small data at the default subset trains at chance level."""
+        steps = self.steps_per_trial
+        if steps >= MIN_USEFUL_STEPS:
+            return None
+        images = len(self.train_idx)
+        per_epoch = math.ceil(MIN_USEFUL_STEPS / self.epochs)
+        batch = max(1, images // per_epoch)
+        raise_ = f"--epochs (now {self.epochs})"
+        if self.subset < 1:
+            raise_ = f"--subset (now {self.subset:g}) or {raise_}"
+        fix = f"raise {raise_}"
+        if 8 <= batch < self.batch_size:
+            fix += f", or lower --batch-size to {batch}"
+        return (
+            f"each trial trains only {steps} SGD step(s) ({images} training images of "
+            f"{self.dataset.name}, batch size {self.batch_size}, {self.epochs} epoch(s)), too few "
+            f"to tell architectures apart (at least {MIN_USEFUL_STEPS} are advised): {fix}"
+        )
 
     @property
     def uses_context(self) -> bool:
@@ -342,11 +381,14 @@ class Train:
                     xb = augment(xb, augment_rng)
                 xb = self._layout(xb)
                 loss = F.cross_entropy(model(xb), y.index_select(0, idx))
+                value = loss.item()
+                if not math.isfinite(value):  # before the step: no NaN reaches the weights
+                    raise self._diverged(value, epoch, b + 1, batches, group["lr"])
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
                 step += 1
-                loss_sum += loss.item() * len(idx)
+                loss_sum += value * len(idx)
                 seen += len(idx)
             mean_loss = loss_sum / seen
             stop = self.on_epoch is not None and self.on_epoch(
@@ -354,9 +396,22 @@ class Train:
             )
             if after_epoch is not None and after_epoch(model):
                 stop = True
-            if stop or not math.isfinite(mean_loss):
-                break  # a diverged network will not recover: save the remaining epochs
+            if stop:
+                break
         return mean_loss, epoch
+
+    def _diverged(
+        self, loss: float, epoch: int, step: int, steps: int, lr: float
+    ) -> TrainingDiverged:
+        """The error of a loss that became NaN or infinite: where, with which recipe, and what
+        to change. Raised at once: a diverged network does not recover, and a NaN model would
+        otherwise be scored, stored as the incumbent, and exported."""
+        return TrainingDiverged(
+            f"training diverged: loss {loss} at epoch {epoch}, step {step} of {steps} "
+            f"(learning rate {lr:.3g} of --lr {self.lr:g}, batch size {self.batch_size}, "
+            f"{len(self.train_idx)} training images); try a lower --lr such as "
+            f"{self.lr / 10:g}, or a larger --batch-size"
+        )
 
     def _layout(self, batch: torch.Tensor) -> torch.Tensor:
         if self.channels_last and batch.dim() == 4:
