@@ -500,11 +500,12 @@ def test_load_space_errors(spec: str, words: list[str], monkeypatch: pytest.Monk
         assert word in str(err.value)
 
 
-def test_errors_inside_a_users_file_propagate(tmp_path: Path) -> None:
+def test_errors_inside_a_users_file_name_file_and_line_and_keep_the_cause(tmp_path: Path) -> None:
     broken = tmp_path / "broken.py"
     broken.write_text("import nasforge_does_not_exist\n")
-    with pytest.raises(ModuleNotFoundError, match="nasforge_does_not_exist"):
+    with pytest.raises(ConfigError, match=f"{broken}:1: ModuleNotFoundError") as caught:
         load_space(f"{broken}:space")
+    assert isinstance(caught.value.__cause__, ModuleNotFoundError)
     declared_badly = tmp_path / "bad.py"
     declared_badly.write_text(
         "from nasforge.spaces.custom import Custom\nspace = Custom({'a': []})\n"

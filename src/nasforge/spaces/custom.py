@@ -29,11 +29,13 @@ declared in a user's file; ``nasforge search --space examples/custom_space.py:sp
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib
 import importlib.util
 import math
 import re
 import sys
+import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -717,10 +719,50 @@ def _module_from_file(path: Path) -> Any:
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
+    except Exception as err:
+        sys.modules.pop(name, None)
+        raise UserCodeError.of(err, path) from err
     except BaseException:
         sys.modules.pop(name, None)
         raise
     return module
+
+
+class UserCodeError(ConfigError):
+    """A user's space file or module that fails to import (syntax error, import error, an
+    exception at module level): one line naming the file, the line and the error; the original
+    traceback stays on ``__cause__`` for ``--debug``."""
+
+    @classmethod
+    def of(cls, err: BaseException, path: Path | None) -> UserCodeError:
+        where = _where_in(err, path)
+        message = err.msg if isinstance(err, SyntaxError) and err.msg else str(err)
+        return cls(
+            f"cannot import space {where}: {type(err).__name__}: {message} "
+            "(fix the file; --debug shows the traceback)"
+        )
+
+
+def _where_in(err: BaseException, path: Path | None) -> str:
+    """``file:line`` where ``err`` arose: a syntax error's own place, else the deepest frame of
+    the traceback in ``path`` (or, for a module given by name, outside Python's import
+    machinery)."""
+    if isinstance(err, SyntaxError) and err.filename and err.lineno:
+        return f"{err.filename}:{err.lineno}"
+    place = str(path) if path is not None else "module"
+    for frame in traceback.extract_tb(err.__traceback__):
+        mine = (
+            Path(frame.filename) == path if path is not None else "importlib" not in frame.filename
+        )
+        if mine and not frame.filename.endswith(str(Path("nasforge", "spaces", "custom.py"))):
+            place = f"{frame.filename}:{frame.lineno}"
+    return place
+
+
+def source_sha256(path: str | Path) -> str:
+    """SHA-256 of a user's space file: recorded with a run so that ``resume``, ``train-final``
+    and ``export`` can refuse a file that changed since (it would break the exact replay)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _module_by_name(module_name: str, spec: str) -> Any:
@@ -733,7 +775,9 @@ def _module_by_name(module_name: str, spec: str) -> Any:
                 f"space {spec!r}: no module {module_name!r} (and no file of that name); "
                 "accepted: FILE.py:NAME or PACKAGE.MODULE:NAME"
             ) from None
-        raise
+        raise UserCodeError.of(err, None) from err
+    except Exception as err:
+        raise UserCodeError.of(err, None) from err
 
 
 def _missing_methods(obj: object) -> list[str]:
@@ -748,7 +792,7 @@ def load_space(spec: str) -> Any:
 
     ``name`` may be a space object or a space class (instantiated without arguments). Errors
     (no such file or module, no such attribute, not a space) are ConfigErrors naming what was
-    looked for; an exception raised by the user's own file propagates unchanged.
+    looked for; a file that fails to import is a `UserCodeError` naming its file and line.
     """
     if not isinstance(spec, str) or ":" not in spec:
         raise ConfigError(f"space {spec!r}: expected FILE.py:NAME or PACKAGE.MODULE:NAME")
