@@ -23,13 +23,11 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any
 
+from nasforge import factory
 from nasforge.errors import ConfigError
 
 #: The version `RunConfig.to_json` writes.
 CONFIG_VERSION = 2
-
-#: The estimator kinds a run can name (`factory.ESTIMATORS` holds the same two).
-ESTIMATOR_KINDS = ("train", "benchmark")
 
 
 @dataclass(frozen=True)
@@ -52,9 +50,9 @@ class SearchPart:
     table_cost: str | None = None
 
     def __post_init__(self) -> None:
-        if self.estimator not in ESTIMATOR_KINDS:
+        if self.estimator not in factory.ESTIMATORS:
             raise ConfigError(
-                f"unknown estimator {self.estimator!r}; accepted: {', '.join(ESTIMATOR_KINDS)}"
+                f"unknown estimator {self.estimator!r}; accepted: {', '.join(factory.ESTIMATORS)}"
             )
         if self.budget is None and self.budget_seconds is None:
             raise ConfigError("a search needs a budget: evaluations, seconds of cost, or both")
@@ -162,8 +160,6 @@ class RunConfig:
         """A configuration from Python, with the command line's defaults resolved: keys left
         out or None get the value `nasforge search` would give them. ``final``: a plan's
         fields, True for the default plan (real training only), False/None for none."""
-        import nasforge.factory as factory  # the names of spaces and their proxy sizes
-
         s = {k: v for k, v in (search or {}).items() if v is not None}
         t = {k: v for k, v in (train or {}).items() if v is not None}
         e = {k: v for k, v in (executor or {}).items() if v is not None}
