@@ -62,10 +62,18 @@ class SearchPart:
     def training(self) -> bool:
         return self.estimator == "train"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # a read-only mapping does not pickle; rebuild from plain values (also for deepcopy)
+        return (_search_part, (self.to_json(),))
+
     def to_json(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)} | {
             "options": dict(self.options)
         }
+
+
+def _search_part(values: dict[str, Any]) -> SearchPart:
+    return SearchPart(**values)
 
 
 @dataclass(frozen=True)
