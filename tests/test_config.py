@@ -77,7 +77,7 @@ def test_version_1_keeps_every_value_it_stored() -> None:
 
 def test_version_1_from_before_later_options_gets_what_those_runs_ran_with() -> None:
     oldest = {"space": "nb201", "strategy": "random", "estimator": "train", "seed": 1,
-              "dataset": "digits", "epochs": 1, "subset": 1.0, "channels": 4, "cells": 1}  # fmt: skip
+              "dataset": "digits", "epochs": 1, "subset": 1.0}  # fmt: skip
     cfg = RunConfig.from_json(oldest)
     assert cfg.search.budget == 100 and cfg.search.budget_seconds is None
     assert (cfg.train.augment, cfg.train.early_stopping, cfg.train.resolution) == (
