@@ -582,7 +582,9 @@ def test_search_to_exported_model_on_a_password_protected_server(
         ]
     )  # fmt: skip
     assert code == 0
-    done = json.loads(capsys.readouterr().out)
+    out, err = capsys.readouterr()
+    done = json.loads(out)
+    assert "go to " + str(tmp_path / "nasforge-artifacts") in err  # the default is said
     assert done["store"] == url.replace(PASSWORD, "***") and PASSWORD not in json.dumps(done)
     # final results live in the database, seen by any other connection to it; files go to a
     # folder of this database in the working directory

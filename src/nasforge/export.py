@@ -32,7 +32,7 @@ import torch
 
 from nasforge.config import RunConfig
 from nasforge.errors import ConfigError, NasforgeError
-from nasforge.outputs import FoundFinal, default_out_dir, find_final
+from nasforge.outputs import FoundFinal, default_out_dir, find_final, server_note
 
 #: The ONNX operator set written; 17 is the first with LayerNormalization and is read by every
 #: onnxruntime since 1.13.
@@ -370,6 +370,9 @@ def export_run(
         out = Path(out_dir) if out_dir is not None else default_out_dir(db, run_name, artifacts)
         found = find_final(db, run, artifacts)
         location = db.location
+        note = server_note(db, run_name, artifacts) if out_dir is None and progress else None
+    if note:
+        sys.stderr.write(note + "\n")
     _prepare_folder(out)  # a bad folder is an error before any training
     if found is not None and found.weights is not None:
         model, arch, space_name, options, data, extra = _from_final(cfg, found)

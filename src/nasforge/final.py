@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,7 +35,7 @@ from nasforge.config import RunConfig, stored_config
 from nasforge.core import Candidate
 from nasforge.errors import ConfigError
 from nasforge.nn.profile import count_flops, count_params, measure_latency
-from nasforge.outputs import weights_path
+from nasforge.outputs import server_note, weights_path
 from nasforge.report.progress import Progress
 from nasforge.store import Store, StoredRun, StoredTrial
 
@@ -341,6 +342,9 @@ def train_final(
     with open_store(store) as db:
         _, cfg, trials = load_run(db, run_name)
         location, weights = db.location, weights_path(db, run_name, artifacts).absolute()
+        note = server_note(db, run_name, artifacts) if save and progress else None
+    if note:
+        sys.stderr.write(note + "\n")
     epochs = int(epochs if epochs is not None else cfg.train.epochs)
     # a lower input resolution is a search fidelity: final training uses the full size
     cfg = cfg.with_train(resolution=None)

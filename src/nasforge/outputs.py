@@ -54,6 +54,17 @@ def server_key(conninfo: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{host}-{dbname}").strip("-")
 
 
+def server_note(store: Any, run_name: str, artifacts: str | Path | None = None) -> str | None:
+    """The line that says where a PostgreSQL store's files go by default (a server keeps no
+    files, so they land in this working directory); None when that default does not apply."""
+    if artifacts is not None or getattr(store, "backend", "sqlite") != "postgresql":
+        return None
+    return (
+        f"files of run {run_name!r} go to {run_folder(store, run_name).absolute()}/ in the working "
+        "directory (a PostgreSQL store holds the results but no files; choose with --artifacts)"
+    )
+
+
 def run_folder(store: Any, run_name: str, artifacts: str | Path | None = None) -> Path:
     """``ARTIFACTS/RUN/``: the files of one run."""
     return artifacts_root(store, artifacts) / run_name
