@@ -194,7 +194,7 @@ def add_estimator_arguments(
     p: argparse.ArgumentParser, default_estimator: str | None
 ) -> argparse._ArgumentGroup:
     """``default_estimator`` None: ``benchmark`` when --table or --hardware asks for one,
-    else ``train`` (see `search_config`)."""
+    else ``train`` (resolved by `config.RunConfig.create`)."""
     what = p.add_argument_group("what to search")
     what.add_argument("--space", default="nb201", help=SPACE_HELP)
     default = default_estimator or "train, or benchmark with --table/--hardware"
