@@ -43,7 +43,7 @@ def finish(
         run, cfg, _ = final.load_run(db, run_name)
         found = find_final(db, run, artifacts)
     reused = found is not None and found.weights is not None
-    if found is not None and found.weights is not None:
+    if found is not None and reused:
         result = found.result
     else:
         epochs, subset = plan.resolved(cfg.train.epochs, cfg.train.subset)
