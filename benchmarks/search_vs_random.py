@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from nasforge import final
+from nasforge.config import RunConfig
 from nasforge.spaces.nb201 import NB201Space
 from nasforge.store import Store
 
@@ -97,7 +98,7 @@ def search(args: argparse.Namespace, name: str) -> None:
 
 
 def train_with_recipe(
-    cfg: dict[str, Any], cell: str, seed: int, epochs: int, subset: float
+    cfg: RunConfig, cell: str, seed: int, epochs: int, subset: float
 ) -> dict[str, Any]:
     """One final-recipe training in a worker process (one torch thread)."""
     torch.set_num_threads(1)
@@ -114,7 +115,7 @@ def train_with_recipe(
 
 
 def final_trainings(
-    cfg: dict[str, Any], jobs: list[tuple[str, str, int]], epochs: int, subset: float
+    cfg: RunConfig, jobs: list[tuple[str, str, int]], epochs: int, subset: float
 ) -> dict[str, list[dict[str, Any]]]:
     """``(group, cell, seed)`` jobs trained on two one-thread processes; results by group."""
     done: dict[str, list[dict[str, Any]]] = {}

@@ -244,7 +244,8 @@ def test_export_of_a_run_without_final_training(
 def test_export_json_and_default_folder(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["export", RUN, "--store", str(store), "--json"]) == 0
     written = json.loads(capsys.readouterr().out)
-    assert Path(written["out_dir"]) == store.parent / "export" / RUN
+    # the run's artifacts folder, beside the store and named after it
+    assert Path(written["out_dir"]) == store.parent / "runs.artifacts" / RUN / "export"
     assert all(Path(p).is_file() for p in written["files"].values())
 
 

@@ -12,16 +12,17 @@ import pytest
 import torch
 
 from nasforge import cli, runconfig
+from nasforge.config import RunConfig
 from nasforge.core import Result
 from nasforge.errors import ConfigError
 from nasforge.final import (
     FinalResult,
-    final_paths,
     make_trainer,
     top_architectures,
     train_final,
 )
 from nasforge.nn.profile import count_flops
+from nasforge.outputs import weights_path
 from nasforge.spaces.nb201 import NB201Space
 from nasforge.store import Store, StoredTrial
 
@@ -119,18 +120,19 @@ def test_retrains_the_searchs_best_distinct_architectures(store: Path, final: Fi
 def test_keeps_the_best_seed_of_the_best_architecture_by_validation(
     store: Path, final: FinalResult
 ) -> None:
-    json_path, weights_path = final_paths(Store(store, create=False), RUN)
-    assert final.path == str(json_path) and json.loads(json_path.read_text()) == json.loads(
-        json.dumps(final.to_json())
-    )
+    with Store(store, create=False) as db:
+        kept = db.final(db.get_run(RUN))
+        weights = weights_path(db, RUN).absolute()
+    assert kept == json.loads(json.dumps(final.to_json()))  # the results live in the store
+    assert weights == store.parent / "runs.artifacts" / RUN / "final.pt"
     rows = final.to_json()["architectures"]
     best = max(rows, key=lambda r: r["val_acc_mean"])
     seed = max(best["runs"], key=lambda r: r["val_acc"])["seed"]
     assert final.best["arch"] == best["arch"] and final.best["seed"] == seed
-    assert final.best["weights"] == str(weights_path)
+    assert final.best["weights"] == str(weights)
     space = NB201Space()
     model = space.build(space.from_string(best["arch"]), **NET)
-    model.load_state_dict(torch.load(weights_path))  # strict: every tensor present
+    model.load_state_dict(torch.load(weights))  # strict: every tensor present
 
 
 @pytest.mark.slow
@@ -150,7 +152,7 @@ def test_export_uses_the_kept_model(store: Path, final: FinalResult, tmp_path: P
 def test_command_prints_the_table_and_progress(
     store: Path, final: FinalResult, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    copy = tmp_path / "copy.db"  # the command rewrites final/RUN.json: leave the fixture's alone
+    copy = tmp_path / "copy.db"  # the command replaces the run's final results: use a copy
     with sqlite3.connect(store) as source, sqlite3.connect(copy) as target:
         source.backup(target)
     args = ["train-final", RUN, "--store", str(copy), "--top-k", "1", "--seeds", "1"]
@@ -161,7 +163,10 @@ def test_command_prints_the_table_and_progress(
         assert column in header
     assert final.architectures[0].arch in out and " ± " in out
     assert f"{RUN} final [" in err  # progress lines go to stderr
-    assert (tmp_path / "final" / f"{RUN}.json").is_file()
+    with Store(copy, create=False) as db:
+        assert db.final(db.get_run(RUN))["seeds"] == [0]  # this command's, not the fixture's
+    assert (tmp_path / "copy.artifacts" / RUN / "final.pt").is_file()
+    assert f"results: kept with run '{RUN}' in {copy}" in out
 
 
 # selection on synthetic trials --------------------------------------------------------------
@@ -232,6 +237,7 @@ def make_run(path: Path, name: str, config: dict, trials: list[tuple[str, Result
 
 
 def cli_config(**changes: object) -> dict:
+    """A run's config as nasforge stored it before `RunConfig` (version 1: a flat dict)."""
     base = {
         "space": "nb201",
         "estimator": "train",
@@ -283,13 +289,13 @@ def test_bad_settings_are_named(tmp_path: Path, kwargs: dict, expected: str) -> 
 
 
 def test_a_search_that_skipped_the_test_set_is_still_tested_finally() -> None:
-    cfg = cli_config(skip_test=True)["cli"]
+    cfg = RunConfig.from_json(cli_config(skip_test=True)["cli"])
     assert runconfig.make_estimator(cfg, runconfig.make_space(cfg), None).score_test is False
     _, trainer = make_trainer(cfg, seed=0, epochs=1, subset=1.0, data_dir=None)
     assert trainer.score_test is True
 
 
 def test_skip_test_needs_real_training() -> None:
-    cfg = cli_config(skip_test=True, estimator="benchmark")["cli"]
+    cfg = RunConfig.from_json(cli_config(skip_test=True, estimator="benchmark")["cli"])
     with pytest.raises(ConfigError, match="--skip-test apply to real training"):
         runconfig.training_knobs(cfg)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from nasforge import cli
+from nasforge.config import RunConfig
 from nasforge.errors import ConfigError
 from nasforge.pipeline import DEFAULT_STORE, FinalPlan
 
@@ -23,33 +24,35 @@ TINY = [
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def config_of(*args: str) -> dict:
+def config_of(*args: str) -> RunConfig:
     return cli.search_config(cli.build_parser().parse_args(["search", *args]))
 
 
 def test_defaults_are_a_short_real_training_search_that_ends_in_a_model() -> None:
     cfg = config_of()
-    assert cfg["estimator"] == "train" and cfg["space"] == "nb201"
-    assert (cfg["epochs"], cfg["subset"], cfg["budget"]) == (2, 0.1, 12)
-    assert (cfg["channels"], cfg["cells"]) == (8, 1)  # NB201's proxy network
-    assert cfg["workers"] == min(2, os.cpu_count() or 1)
-    assert cfg["final"] == {"top_k": 1, "seeds": 2, "epochs": None, "subset": None}
-    assert cfg["options"] == {"population": 6, "sample": 3}  # 12 trials still evolve
+    assert cfg.search.estimator == "train" and cfg.search.space == "nb201"
+    assert cfg.search.dataset == "fashion-mnist"  # resolved when built, not when first used
+    assert (cfg.train.epochs, cfg.train.subset, cfg.search.budget) == (2, 0.1, 12)
+    assert (cfg.train.channels, cfg.train.cells) == (8, 1)  # NB201's proxy network
+    assert cfg.executor.workers == min(2, os.cpu_count() or 1)
+    assert cfg.final == FinalPlan(top_k=1, seeds=2, epochs=None, subset=None)
+    assert cfg.search.options == {"population": 6, "sample": 3}  # 12 trials still evolve
 
 
 def test_a_short_evolution_gets_a_smaller_population_unless_one_is_given() -> None:
-    assert config_of("--budget", "5")["options"] == {"population": 2, "sample": 2}
-    assert config_of("--budget", "40")["options"] == {}  # the paper's 10 and 3
-    assert config_of("--population", "4")["options"] == {"population": 4}
-    assert config_of("--strategy", "random")["options"] == {}
+    assert config_of("--budget", "5").search.options == {"population": 2, "sample": 2}
+    assert config_of("--budget", "40").search.options == {}  # the paper's 10 and 3
+    assert config_of("--population", "4").search.options == {"population": 4}
+    assert config_of("--strategy", "random").search.options == {}
 
 
 def test_explicit_choices_override_the_defaults() -> None:
     cfg = config_of("--channels", "16", "--workers", "1", "--budget", "5", "--final-seeds", "3")
-    assert (cfg["channels"], cfg["cells"], cfg["workers"], cfg["budget"]) == (16, None, 1, 5)
-    assert cfg["final"]["seeds"] == 3
-    assert config_of("--search-only")["final"] is None
-    assert config_of("--budget-seconds", "60")["budget"] is None  # time alone bounds the run
+    assert (cfg.train.channels, cfg.train.cells) == (16, None)
+    assert (cfg.executor.workers, cfg.search.budget) == (1, 5)
+    assert cfg.final is not None and cfg.final.seeds == 3
+    assert config_of("--search-only").final is None
+    assert config_of("--budget-seconds", "60").search.budget is None  # time alone bounds it
 
 
 @pytest.mark.parametrize(
@@ -57,8 +60,9 @@ def test_explicit_choices_override_the_defaults() -> None:
 )
 def test_benchmark_searches_keep_their_own_defaults(args: list[str]) -> None:
     cfg = config_of(*args)
-    assert cfg["estimator"] == "benchmark" and cfg["final"] is None
-    assert (cfg["budget"], cfg["workers"], cfg["channels"]) == (100, 1, None)
+    assert cfg.search.estimator == "benchmark" and cfg.final is None
+    assert cfg.search.dataset == "cifar10"
+    assert (cfg.search.budget, cfg.executor.workers, cfg.train.channels) == (100, 1, None)
 
 
 def test_final_fidelity_is_above_the_search_by_default() -> None:
@@ -91,7 +95,7 @@ def test_search_trains_the_winner_exports_it_and_resume_finishes_an_interrupted_
     monkeypatch.undo()
     monkeypatch.chdir(tmp_path)
     store = tmp_path / DEFAULT_STORE
-    assert store.is_file() and not (store.parent / "final").exists()
+    assert store.is_file() and not (store.parent / "nasforge.artifacts").exists()
     capsys.readouterr()
     assert cli.main(["show", "pipe", "--store", str(store)]) == 0
     assert "final training and export not done yet: nasforge resume pipe" in capsys.readouterr().out

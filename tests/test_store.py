@@ -299,6 +299,58 @@ def test_a_store_of_another_schema_version_is_refused_untouched(store_url):
     assert _fingerprint(store_url) == fingerprint
 
 
+def _as_version_2(url: str) -> None:
+    """Make a store what nasforge wrote before final results lived in it (schema 2, no
+    ``finals`` table), with raw SQL around nasforge."""
+    if "://" in url:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as db:
+            db.execute("DROP TABLE finals")
+            db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    else:
+        with sqlite3.connect(url) as db:
+            db.executescript(
+                "DROP TABLE finals; UPDATE meta SET value = '2' WHERE key = 'schema_version';"
+            )
+        db.close()
+
+
+def test_a_version_2_store_is_upgraded_in_place_and_keeps_its_runs(store_url):
+    with Store(store_url) as store:
+        run = store.create_run("old", {"cli": {"space": "nb201"}})
+        store.start_trial(run, 0, "|a|", None)
+        store.finish_trial(run, 0, RESULT)
+    _as_version_2(store_url)
+    with Store(store_url, create=False) as store:  # a reader (show) upgrades it too
+        assert execute(store, "SELECT value FROM meta WHERE key = 'schema_version'") == [
+            (str(SCHEMA_VERSION),)
+        ]
+        run = store.get_run("old")
+        assert run.config == {"cli": {"space": "nb201"}}
+        assert [t.result for t in store.trials(run)] == [RESULT]
+        assert store.final(run) is None
+        store.save_final(run, {"best": {"arch": "|a|"}})
+    with Store(store_url) as store:  # upgraded once: opening again changes nothing
+        assert store.final(store.get_run("old")) == {"best": {"arch": "|a|"}}
+
+
+def test_final_results_are_seen_by_another_connection_and_kept_per_run(store_url):
+    writer, reader = Store(store_url), Store(store_url, create=False)
+    try:
+        first, second = writer.create_run("a", {}), writer.create_run("b", {})
+        writer.save_final(first, {"seeds": [0], "best": {"val_acc": 0.1 + 0.2}})
+        assert reader.final(reader.get_run("a")) == {"seeds": [0], "best": {"val_acc": 0.1 + 0.2}}
+        assert reader.final(reader.get_run("b")) is None
+        writer.save_final(first, {"seeds": [0, 1]})  # a later train-final replaces it
+        writer.save_final(second, {"seeds": [5]})
+        assert reader.final(reader.get_run("a")) == {"seeds": [0, 1]}
+        assert reader.final(reader.get_run("b")) == {"seeds": [5]}
+    finally:
+        writer.close()
+        reader.close()
+
+
 def _fingerprint(url: str) -> object:
     """What a store holds, read around nasforge: the SQLite file's bytes, or PostgreSQL's rows."""
     if "://" not in url:
@@ -319,10 +371,10 @@ def test_a_database_holding_other_tables_is_not_taken_over(store_url):
         import psycopg
 
         with psycopg.connect(store_url, autocommit=True) as db:
-            db.execute("DROP TABLE trials; DROP TABLE meta")
+            db.execute("DROP TABLE trials; DROP TABLE finals; DROP TABLE meta")
     else:
         with sqlite3.connect(store_url) as db:
-            db.executescript("DROP TABLE trials; DROP TABLE meta;")
+            db.executescript("DROP TABLE trials; DROP TABLE finals; DROP TABLE meta;")
     with pytest.raises(ConfigError, match="not a nasforge store: it has tables runs"):
         Store(store_url)
     with pytest.raises(ConfigError, match="not a nasforge store"):
@@ -530,7 +582,15 @@ def test_search_to_exported_model_on_a_password_protected_server(
         ]
     )  # fmt: skip
     assert code == 0
-    done = json.loads(capsys.readouterr().out)
+    out, err = capsys.readouterr()
+    done = json.loads(out)
+    assert "go to " + str(tmp_path / "nasforge-artifacts") in err  # the default is said
     assert done["store"] == url.replace(PASSWORD, "***") and PASSWORD not in json.dumps(done)
-    assert Path(done["final"]["path"]).resolve() == tmp_path / "final" / "pipe-pg.json"
-    assert (tmp_path / "export" / "pipe-pg" / "model.onnx").is_file()
+    # final results live in the database, seen by any other connection to it; files go to a
+    # folder of this database in the working directory
+    with Store(url, create=False) as other:
+        assert other.final(other.get_run("pipe-pg")) == done["final"]
+    folder = tmp_path / "nasforge-artifacts" / f"127.0.0.1-{pg_server.port}-nasforge" / "pipe-pg"
+    assert Path(done["final"]["best"]["weights"]) == folder / "final.pt"
+    assert (folder / "export" / "model.onnx").is_file()
+    assert not (tmp_path / "final").exists()

@@ -15,9 +15,17 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from nasforge import factory
+from nasforge.config import RunConfig, parse_options, stored_config
 from nasforge.errors import ConfigError, NasforgeError
-from nasforge.pipeline import DEFAULT_STORE, FinalPlan, finish
-from nasforge.runconfig import build_experiment, make_estimator, make_space, search_config_keys
+from nasforge.pipeline import DEFAULT_STORE, finish
+from nasforge.runconfig import build_experiment, make_estimator, make_space
+
+__all__ = ["build_parser", "main", "parse_options", "search_config"]
+
+ARTIFACTS_HELP = (
+    "folder for the run's files (final weights, export) as DIR/RUN/; default: STORE.artifacts/ "
+    "beside a SQLite store, nasforge-artifacts/HOST-PORT-DBNAME/ here for PostgreSQL"
+)
 
 EPILOG_SEARCH = """examples:
   # the defaults: 12 low-fidelity trials of real training on Fashion-MNIST (NB201 cells,
@@ -142,6 +150,7 @@ def build_parser() -> Parser:
     show.add_argument("run", nargs="?", help="run name (omit to list runs)")
     show.add_argument("--store", required=True, help="SQLite file or postgresql:// URL")
     show.add_argument("--top", type=positive_int, default=5, help="how many best trials to list")
+    show.add_argument("--artifacts", default=None, metavar="DIR", help=ARTIFACTS_HELP)
     show.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     evaluate = sub.add_parser(
@@ -170,6 +179,7 @@ def build_parser() -> Parser:
     resume.add_argument(
         "--ray-address", default=None, help="continue on this Ray cluster instead of the stored one"
     )
+    resume.add_argument("--artifacts", default=None, metavar="DIR", help=ARTIFACTS_HELP)
     resume.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     add_final_parsers(sub)
     return parser
@@ -184,7 +194,7 @@ def add_estimator_arguments(
     p: argparse.ArgumentParser, default_estimator: str | None
 ) -> argparse._ArgumentGroup:
     """``default_estimator`` None: ``benchmark`` when --table or --hardware asks for one,
-    else ``train`` (see `search_config`)."""
+    else ``train`` (resolved by `config.RunConfig.create`)."""
     what = p.add_argument_group("what to search")
     what.add_argument("--space", default="nb201", help=SPACE_HELP)
     default = default_estimator or "train, or benchmark with --table/--hardware"
@@ -308,6 +318,7 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     )
     where.add_argument("--name", default=None, help="run name in the store (default: a timestamp)")
     where.add_argument("--data-dir", default=None, help="data folder (else NASFORGE_DATA)")
+    where.add_argument("--artifacts", default=None, metavar="DIR", help=ARTIFACTS_HELP)
     add_train_arguments(p, epochs=2, subset=0.1)
     after = p.add_argument_group("after a real-training search: final training and export")
     after.add_argument(
@@ -394,51 +405,10 @@ def add_train_arguments(p: argparse.ArgumentParser, epochs: int, subset: float) 
 # commands ---------------------------------------------------------------------------------------
 
 
-def search_config(args: argparse.Namespace) -> dict[str, Any]:
-    """What the CLI needs to rebuild the same experiment on resume, with the defaults that
-    depend on the estimator written out (so a stored run says what it did)."""
-    args.options = parse_options(args.option)
-    for key in ("population", "sample"):
-        if getattr(args, key) is not None:
-            args.options[key] = getattr(args, key)
-    cfg = {key: getattr(args, key) for key in search_config_keys()}
-    if cfg["estimator"] is None:
-        cfg["estimator"] = "benchmark" if cfg["table"] or cfg["hardware"] else "train"
-    training = cfg["estimator"] == "train"
-    if cfg["budget"] is None and cfg["budget_seconds"] is None:
-        cfg["budget"] = 12 if training else 100
-    short = cfg["budget"] is not None and cfg["budget"] < 20
-    if cfg["strategy"] == "evolution" and "population" not in cfg["options"] and short:
-        # evolution's population of 10 would leave a short search nearly all random samples
-        population = max(2, cfg["budget"] // 2)
-        cfg["options"] = {**cfg["options"], "population": population}
-        cfg["options"].setdefault("sample", min(3, population))
-    if cfg["workers"] is None:
-        cfg["workers"] = min(2, os.cpu_count() or 1) if training else 1
-    if training and cfg["channels"] is None and cfg["cells"] is None:
-        cfg.update(factory.search_size_of(cfg["space"]))
-    plan = None
-    if training and not args.search_only:
-        plan = FinalPlan(
-            args.final_top_k, args.final_seeds, args.final_epochs, args.final_subset
-        ).to_json()
-    cfg["final"] = plan
-    return cfg
-
-
-def parse_options(pairs: list[str]) -> dict[str, Any]:
-    """``["population=20", "ucb=true"]`` -> ``{"population": 20, "ucb": True}`` (JSON values,
-    else strings)."""
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, text = pair.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"--option {pair!r} is not KEY=VALUE, e.g. --option population=20")
-        try:
-            options[key.strip()] = json.loads(text)
-        except json.JSONDecodeError:
-            options[key.strip()] = text
-    return options
+def search_config(args: argparse.Namespace) -> RunConfig:
+    """The run configuration of a parsed ``nasforge search``, every default resolved (so a
+    stored run says what it did); see `config.RunConfig.from_args`."""
+    return RunConfig.from_args(args)
 
 
 def summarise_run(experiment: Any) -> dict[str, Any]:
@@ -488,21 +458,25 @@ def print_summary(summary: dict[str, Any]) -> None:
 def cmd_search(args: argparse.Namespace) -> None:
     cfg = search_config(args)
     store = args.store
-    if store is None and cfg["final"] is not None:
+    if store is None and cfg.final is not None:
         store = DEFAULT_STORE
         Path(store).parent.mkdir(parents=True, exist_ok=True)
     experiment = build_experiment(cfg, args.data_dir, store, args.name, resume=False, progress=True)
     experiment.run()
-    finish_and_emit(experiment, cfg, args.data_dir, args.json)
+    finish_and_emit(experiment, cfg, args.data_dir, args.json, args.artifacts)
 
 
 def finish_and_emit(
-    experiment: Any, cfg: dict[str, Any], data_dir: str | None, as_json: bool
+    experiment: Any,
+    cfg: RunConfig,
+    data_dir: str | None,
+    as_json: bool,
+    artifacts: str | None = None,
 ) -> None:
     """Print the search's summary; then, if the run's plan says so, retrain and export its
     winner and say where the model files are."""
     summary = summarise_run(experiment)
-    plan = FinalPlan.from_config(cfg)
+    plan = cfg.final
     if plan is None:
         emit(summary, as_json)
         return
@@ -510,14 +484,21 @@ def finish_and_emit(
         print_summary(summary)
         print(f"\nfinal training and export of run {experiment.name!r} ...", flush=True)
     # the open store itself: a server URL's location is redacted and cannot be reopened
-    done = finish(experiment.store, experiment.name, plan, data_dir=data_dir, progress=True)
+    done = finish(
+        experiment.store,
+        experiment.name,
+        plan,
+        data_dir=data_dir,
+        progress=True,
+        artifacts=artifacts,
+    )
     if as_json:
         print(json.dumps({**summary, **done}))
         return
     from nasforge.final import format_table
 
     if done["final_reused"]:
-        print(f"(final training already done: {done['final']['path']})")
+        print(f"(final training already done: {done['final']['best']['weights']})")
     print(format_table(done["final"]))
     print_export(done["export"])
 
@@ -525,8 +506,7 @@ def finish_and_emit(
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from nasforge.core import Candidate
 
-    cfg = {key: getattr(args, key) for key in search_config_keys() if hasattr(args, key)}
-    cfg.setdefault("seed", 0)
+    cfg = RunConfig.for_evaluation(args)
     space = make_space(cfg)
     arch = space.from_string(args.arch)
     estimator = make_estimator(cfg, space, args.data_dir)
@@ -541,7 +521,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(summary))
         return
-    print(f"{summary['arch']} ({estimator.name}, dataset {cfg['dataset']})")
+    print(f"{summary['arch']} ({estimator.name}, dataset {cfg.search.dataset})")
     print(f"  objective {estimator.objective_name}: {result.objective:.2f}")
     for key, value in {**result.metrics, **result.report}.items():
         label = f"{key} (report only)" if key in result.report else key
@@ -553,15 +533,14 @@ def cmd_resume(args: argparse.Namespace) -> None:
 
     store = open_existing(args.store)
     run = store.get_run(args.run)
-    cfg = run.config.get("cli")
+    cfg = stored_config(run.config)
     if cfg is None:
         raise ConfigError(f"run {args.run!r} was not started from the CLI; resume it from Python")
-    cfg = dict(cfg)
     if args.ray_address:
-        cfg["ray_address"] = args.ray_address
+        cfg = cfg.with_executor(ray_address=args.ray_address)
     experiment = build_experiment(cfg, args.data_dir, store, args.run, True, True)
     experiment.run()
-    finish_and_emit(experiment, cfg, args.data_dir, args.json)
+    finish_and_emit(experiment, cfg, args.data_dir, args.json, args.artifacts)
 
 
 def emit(summary: dict[str, Any], as_json: bool) -> None:
@@ -612,7 +591,11 @@ def cmd_show(args: argparse.Namespace) -> None:
     if args.run is None:
         print(list_runs(args.store, as_json=args.json))
     else:
-        print(describe_run(args.store, args.run, top=args.top, as_json=args.json))
+        print(
+            describe_run(
+                args.store, args.run, top=args.top, as_json=args.json, artifacts=args.artifacts
+            )
+        )
 
 
 # final training and export --------------------------------------------------------------------
@@ -626,8 +609,9 @@ def add_final_parsers(sub: Any) -> None:
         description="Retrain the stored run's best K distinct architectures (by search "
         "objective) from scratch at full fidelity with seeds 0..N-1, the run's dataset, network "
         "size and recipe; print test accuracy mean ± std, parameters, MACs and CPU latency. "
-        "Results go to final/RUN.json beside the store, with the weights of the best seed of "
-        "the best architecture (by validation accuracy) for 'nasforge export'.",
+        "Results are kept in the store with the run; the weights of the best seed of the best "
+        "architecture (by validation accuracy) go to the run's artifacts folder for "
+        "'nasforge export'.",
     )
     final.add_argument("run", help="run name")
     final.add_argument("--store", required=True, help="SQLite file or postgresql:// URL")
@@ -640,6 +624,7 @@ def add_final_parsers(sub: Any) -> None:
         "--subset", type=fraction, default=1.0, help="fraction of training data (default all)"
     )
     final.add_argument("--data-dir", default=None, help="data folder (else NASFORGE_DATA)")
+    final.add_argument("--artifacts", default=None, metavar="DIR", help=ARTIFACTS_HELP)
     final.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
     export = sub.add_parser(
@@ -652,8 +637,11 @@ def add_final_parsers(sub: Any) -> None:
     )
     export.add_argument("run", help="run name")
     export.add_argument("--store", required=True, help="SQLite file or postgresql:// URL")
-    export.add_argument("--out", default=None, help="folder (default: export/RUN beside the store)")
+    export.add_argument(
+        "--out", default=None, help="folder (default: RUN/export/ in the run's artifacts folder)"
+    )
     export.add_argument("--data-dir", default=None, help="data folder (else NASFORGE_DATA)")
+    export.add_argument("--artifacts", default=None, metavar="DIR", help=ARTIFACTS_HELP)
     export.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
@@ -668,6 +656,7 @@ def cmd_train_final(args: argparse.Namespace) -> None:
         epochs=args.epochs,
         subset=args.subset,
         data_dir=args.data_dir,
+        artifacts=args.artifacts,
     )
     print(json.dumps(result.to_json()) if args.json else format_table(result))
 
@@ -675,7 +664,9 @@ def cmd_train_final(args: argparse.Namespace) -> None:
 def cmd_export(args: argparse.Namespace) -> None:
     from nasforge.export import export_run
 
-    written = export_run(args.store, args.run, args.out, data_dir=args.data_dir)
+    written = export_run(
+        args.store, args.run, args.out, data_dir=args.data_dir, artifacts=args.artifacts
+    )
     if args.json:
         print(json.dumps(written))
         return

@@ -30,8 +30,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from nasforge.config import RunConfig
 from nasforge.errors import ConfigError, NasforgeError
-from nasforge.outputs import default_out_dir, final_paths
+from nasforge.outputs import FoundFinal, default_out_dir, find_final, server_note
 
 #: The ONNX operator set written; 17 is the first with LayerNormalization and is read by every
 #: onnxruntime since 1.13.
@@ -356,24 +357,30 @@ def export_run(
     *,
     data_dir: str | None = None,
     progress: bool = True,
+    artifacts: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Export a stored run's model (see the module docstring). The returned dict is
-    `export_model`'s plus ``source``: ``final`` (the model ``train-final`` kept) or ``search``
-    (the best architecture trained once here, at the run's fidelity)."""
+    """Export a stored run's model (see the module docstring) to ``out_dir`` (default: the
+    run's artifacts folder, `outputs.default_out_dir`). The returned dict is `export_model`'s
+    plus ``source``: ``final`` (the model ``train-final`` kept) or ``search`` (the best
+    architecture trained once here, at the run's fidelity)."""
     from nasforge import final
 
     with final.open_store(store) as db:
-        _, cfg, trials = final.load_run(db, run_name)
-        out = Path(out_dir) if out_dir is not None else default_out_dir(db, run_name)
-        json_path, weights_path = final_paths(db, run_name)
+        run, cfg, trials = final.load_run(db, run_name)
+        out = Path(out_dir) if out_dir is not None else default_out_dir(db, run_name, artifacts)
+        found = find_final(db, run, artifacts)
         location = db.location
+        note = server_note(db, run_name, artifacts) if out_dir is None and progress else None
+    if note:
+        sys.stderr.write(note + "\n")
     _prepare_folder(out)  # a bad folder is an error before any training
-    if json_path.is_file() and weights_path.is_file():
-        model, arch, space_name, options, data, extra = _from_final(cfg, json_path, weights_path)
+    if found is not None and found.weights is not None:
+        model, arch, space_name, options, data, extra = _from_final(cfg, found)
         example = torch.randn((1, *data["shape"]), generator=torch.Generator().manual_seed(0))
     else:
+        why = "none in the store" if found is None else "its weights file is missing"
         message = (
-            f"no final training of run {run_name!r} ({json_path} missing): training its best "
+            f"no final training of run {run_name!r} ({why}): training its best "
             "architecture once at the run's own fidelity (run 'nasforge train-final' for a "
             "model trained at full fidelity over several seeds)\n"
         )
@@ -399,21 +406,22 @@ def export_run(
 
 
 def _from_final(
-    cfg: dict[str, Any], json_path: Path, weights_path: Path
+    cfg: RunConfig, found: FoundFinal
 ) -> tuple[torch.nn.Module, str, str, dict[str, Any], dict[str, Any], dict[str, Any]]:
     from nasforge import runconfig
 
-    saved = json.loads(json_path.read_text())
+    saved = found.result
     best = saved["best"]
-    space = runconfig.make_space(dict(cfg))
+    space = runconfig.make_space(cfg)
     options = dict(saved["build_options"])
     model = space.build(space.from_string(best["arch"]), **options)
-    model.load_state_dict(torch.load(weights_path, map_location="cpu"))
+    model.load_state_dict(torch.load(found.weights, map_location="cpu", weights_only=True))
     row = next((a for a in saved["architectures"] if a["arch"] == best["arch"]), {})
     extra = {
         "source": "final",
         "final_training": {
-            "results": str(json_path),
+            "results": found.source,
+            "weights": str(found.weights),
             "seed": best["seed"],
             "val_acc": best["val_acc"],
             "epochs": saved["epochs"],
@@ -426,15 +434,15 @@ def _from_final(
 
 
 def _from_search(
-    cfg: dict[str, Any], trials: list[Any], data_dir: str | None, progress: bool, run_name: str
+    cfg: RunConfig, trials: list[Any], data_dir: str | None, progress: bool, run_name: str
 ) -> tuple[torch.nn.Module, str, str, dict[str, Any], dict[str, Any], dict[str, Any], torch.Tensor]:
     from nasforge import final, runconfig
     from nasforge.report.progress import Progress
 
-    top = final.top_architectures(runconfig.make_space(dict(cfg)), trials, 1)[0]
-    epochs = int(top["fidelity"]) if top["fidelity"] is not None else int(cfg["epochs"])
-    seed = int(cfg.get("seed") or 0)
-    space, trainer = final.make_trainer(cfg, seed, epochs, float(cfg["subset"]), data_dir)
+    top = final.top_architectures(runconfig.make_space(cfg), trials, 1)[0]
+    epochs = int(top["fidelity"]) if top["fidelity"] is not None else int(cfg.train.epochs)
+    seed = int(cfg.search.seed)
+    space, trainer = final.make_trainer(cfg, seed, epochs, float(cfg.train.subset), data_dir)
     bar = Progress(epochs, label=f"{run_name} export ", unit="epochs", enabled=progress)
 
     def hook(epoch: int, loss: float, *_: Any) -> None:
@@ -449,7 +457,7 @@ def _from_search(
             "trial": top["trial"],
             "seed": seed,
             "epochs": epochs,
-            "subset": float(cfg["subset"]),
+            "subset": float(cfg.train.subset),
             "val_acc": result.objective,
             "test_acc": result.report.get("test_acc"),
         },

@@ -13,14 +13,15 @@ Selection stays on validation data: the *best* architecture is the one with the 
 validation accuracy over the seeds, and its best seed by validation accuracy is the model kept
 for export. Test accuracy is measured for the report only.
 
-Results are written beside the store (``final/<run>.json``, weights ``final/<run>.pt``).
+The results are kept in the store with the run (``Store.save_final``); the weights go to the
+run's artifacts folder (`outputs.weights_path`).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,14 +31,15 @@ from typing import Any
 
 import torch
 
+from nasforge.config import RunConfig, stored_config
 from nasforge.core import Candidate
 from nasforge.errors import ConfigError
 from nasforge.nn.profile import count_flops, count_params, measure_latency
-from nasforge.outputs import final_paths
+from nasforge.outputs import server_note, weights_path
 from nasforge.report.progress import Progress
 from nasforge.store import Store, StoredRun, StoredTrial
 
-#: The estimator kind (``config["cli"]["estimator"]``) that final training uses.
+#: The estimator kind (``RunConfig.search.estimator``) that final training uses.
 TRAINABLE = "train"
 
 
@@ -108,7 +110,7 @@ class FinalResult:
     architectures: list[FinalArch]
     best: dict[str, Any]  # arch, seed, val_acc, weights (path of the state_dict)
     seconds: float
-    path: str | None = None  # the JSON file
+    path: str | None = None  # a JSON file the results were read from (runs before v3 stores)
     best_state: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -154,26 +156,26 @@ def open_store(store: Store | str | Path) -> Iterator[Store]:
         opened.close()
 
 
-def stored_cli_config(run: StoredRun, store: Store) -> dict[str, Any]:
-    """The CLI configuration of a run, turned into one that trains (a search on a benchmark
-    table of a trainable dataset retrains on that dataset's images)."""
+def stored_run_config(run: StoredRun, store: Store) -> RunConfig:
+    """The run's configuration, turned into one that trains (a search on a benchmark table of
+    a trainable dataset retrains on that dataset's images)."""
     from nasforge import factory
 
-    cfg = run.config.get("cli")
+    cfg = stored_config(run.config)
     if cfg is None:
         raise ConfigError(
             f"run {run.name!r} in {store.location} was not started from the CLI, so its "
             "training recipe is unknown; retrain it from Python with nasforge.final.train_once"
         )
-    cfg = dict(cfg)
-    if cfg.get("estimator") != TRAINABLE:
-        if cfg.get("table") or cfg.get("dataset") not in factory.TRAIN_DATASETS:
+    search = cfg.search
+    if search.estimator != TRAINABLE:
+        if search.table or search.dataset not in factory.TRAIN_DATASETS:
             raise ConfigError(
-                f"run {run.name!r} searched the {cfg.get('dataset')!r} benchmark table, which "
+                f"run {run.name!r} searched the {search.dataset!r} benchmark table, which "
                 f"has no images to retrain on; train-final accepts runs of --estimator train, or "
                 f"benchmark runs on {', '.join(factory.TRAIN_DATASETS)}"
             )
-        cfg["estimator"] = TRAINABLE
+        cfg = cfg.with_search(estimator=TRAINABLE, hardware=None)
     return cfg
 
 
@@ -215,11 +217,11 @@ def top_architectures(space: Any, trials: list[StoredTrial], k: int) -> list[dic
     return chosen[:k]
 
 
-def load_run(store: Store, run_name: str) -> tuple[StoredRun, dict[str, Any], list[StoredTrial]]:
-    """A stored run, its trainable CLI configuration and its trials; a run without a finished
+def load_run(store: Store, run_name: str) -> tuple[StoredRun, RunConfig, list[StoredTrial]]:
+    """A stored run, its trainable configuration and its trials; a run without a finished
     trial is an error (there is nothing to retrain)."""
     run = store.get_run(run_name)
-    cfg = stored_cli_config(run, store)
+    cfg = stored_run_config(run, store)
     trials = store.trials(run)
     if not any(t.state == "complete" and t.result is not None for t in trials):
         failed = sum(t.state == "failed" for t in trials)
@@ -235,19 +237,19 @@ def load_run(store: Store, run_name: str) -> tuple[StoredRun, dict[str, Any], li
 
 
 def make_trainer(
-    cfg: dict[str, Any],
+    cfg: RunConfig,
     seed: int,
     epochs: int,
     subset: float,
     data_dir: str | None,
 ) -> tuple[Any, Any]:
-    """(space, ``Train`` estimator) built from a stored CLI configuration the way the CLI builds
+    """(space, ``Train`` estimator) built from a run's configuration the way the CLI builds
     them, at ``seed``, ``epochs`` and ``subset``; early stopping is switched off (final
     training runs every epoch) and the test set is scored even if the search skipped it."""
     from nasforge import runconfig
     from nasforge.estimators.train import Train
 
-    cfg = {**cfg, "seed": seed, "epochs": epochs, "subset": subset}
+    cfg = cfg.with_search(seed=seed).with_train(epochs=epochs, subset=subset)
     space = runconfig.make_space(cfg)
     estimator = runconfig.make_estimator(cfg, space, data_dir)
     if not isinstance(estimator, Train):
@@ -323,12 +325,14 @@ def train_final(
     latency_repeats: int = 30,
     progress: bool = True,
     save: bool = True,
+    artifacts: str | Path | None = None,
 ) -> FinalResult:
     """Retrain the run's ``top_k`` best distinct architectures with seeds ``0 .. seeds-1`` for
     ``epochs`` (default: the run's full fidelity) on ``subset`` of the training set (default
-    all of it); see the module docstring. With ``save`` the result JSON and the best model's
-    weights are written to `final_paths` and ``FinalResult.path``/``best["weights"]`` name
-    them."""
+    all of it); see the module docstring. With ``save`` the results are kept in the store
+    with the run and the best model's weights written to its artifacts folder
+    (`outputs.weights_path`; ``artifacts`` overrides the folder), which ``best["weights"]``
+    names."""
     _check_count("top_k", top_k)
     _check_count("seeds", seeds)
     if epochs is not None:
@@ -337,13 +341,16 @@ def train_final(
         raise ConfigError(f"subset must be a fraction in (0, 1], got {subset!r}")
     with open_store(store) as db:
         _, cfg, trials = load_run(db, run_name)
-        location, (json_path, weights_path) = db.location, final_paths(db, run_name)
-    epochs = int(epochs if epochs is not None else cfg["epochs"])
-    if cfg.get("resolution") is not None:
-        cfg["resolution"] = None  # a lower input resolution is a search fidelity: use full size
+        location, weights = db.location, weights_path(db, run_name, artifacts).absolute()
+        note = server_note(db, run_name, artifacts) if save and progress else None
+    if note:
+        sys.stderr.write(note + "\n")
+    epochs = int(epochs if epochs is not None else cfg.train.epochs)
+    # a lower input resolution is a search fidelity: final training uses the full size
+    cfg = cfg.with_train(resolution=None)
     from nasforge import runconfig
 
-    chosen = top_architectures(runconfig.make_space(dict(cfg)), trials, top_k)
+    chosen = top_architectures(runconfig.make_space(cfg), trials, top_k)
     records = [FinalArch(rank=i + 1, arch=c["arch"], search=c) for i, c in enumerate(chosen)]
     bar = Progress(
         len(records) * seeds * epochs, label=f"{run_name} final ", unit="epochs", enabled=progress
@@ -395,11 +402,14 @@ def train_final(
         best_state=state,
     )
     if save:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(state, weights_path)
-        result.best["weights"] = str(weights_path)
-        result.path = str(json_path)
-        json_path.write_text(json.dumps(result.to_json(), indent=2) + "\n")
+        try:
+            weights.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(state, weights)
+        except OSError as err:
+            raise ConfigError(f"cannot write the final weights to {weights}: {err}") from None
+        result.best["weights"] = str(weights)
+        with open_store(store) as db:
+            db.save_final(db.get_run(run_name), result.to_json())
     return result
 
 
@@ -436,4 +446,6 @@ def format_table(result: FinalResult | dict[str, Any]) -> str:
     )
     if data.get("path"):
         lines.append(f"results: {data['path']}")
+    elif data["best"].get("weights"):
+        lines.append(f"results: kept with run {data['run']!r} in {data['store']}")
     return "\n".join(lines)

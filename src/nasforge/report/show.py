@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
-from nasforge.outputs import default_out_dir, final_paths
+from nasforge.config import stored_config
+from nasforge.outputs import find_export, find_final, run_folder
 from nasforge.store import Store
 
 
@@ -15,7 +17,9 @@ def open_existing(path: str) -> Store:
     return Store(path, create=False)
 
 
-def run_summary(store: Store, name: str, top: int = 5) -> dict[str, Any]:
+def run_summary(
+    store: Store, name: str, top: int = 5, artifacts: str | Path | None = None
+) -> dict[str, Any]:
     run = store.get_run(name)
     trials = store.trials(run)
     complete = [t for t in trials if t.state == "complete"]
@@ -26,7 +30,7 @@ def run_summary(store: Store, name: str, top: int = 5) -> dict[str, Any]:
         "status": run.effective_status,
         "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.created)),
         "updated": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last_activity(run, trials))),
-        "config": run.config,
+        "config": current_config(run.config),
         "trials": {
             "complete": len(complete),
             "failed": sum(t.state == "failed" for t in trials),
@@ -37,8 +41,15 @@ def run_summary(store: Store, name: str, top: int = 5) -> dict[str, Any]:
             for t in ranked[:top]
         ],
         "failures": [{"trial": t.number, "error": t.error} for t in trials if t.state == "failed"],
-        **products(store, run.name),
+        **products(store, run, artifacts),
     }
+
+
+def current_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The stored config with its run configuration (``cli``) in the current version, so a
+    reader sees one format whatever nasforge wrote the run."""
+    run_config = stored_config(config)
+    return config if run_config is None else {**config, "cli": run_config.to_json()}
 
 
 def last_activity(run: Any, trials: list[Any]) -> float:
@@ -50,16 +61,17 @@ def last_activity(run: Any, trials: list[Any]) -> float:
     return max(stamps)
 
 
-def products(store: Store, name: str) -> dict[str, Any]:
-    """The run's final training (its chosen architecture's test accuracy) and export folder,
-    where they exist beside the store."""
-    found: dict[str, Any] = {}
-    json_path, _ = final_paths(store, name)
-    if json_path.is_file():
-        data = json.loads(json_path.read_text())
+def products(store: Store, run: Any, artifacts: str | Path | None = None) -> dict[str, Any]:
+    """The run's final training (its chosen architecture's test accuracy, kept in the store),
+    its artifacts folder, and its export folder where a model was exported."""
+    found: dict[str, Any] = {"artifacts": str(run_folder(store, run.name, artifacts))}
+    done = find_final(store, run, artifacts)
+    if done is not None:
+        data = done.result
         chosen = next(a for a in data["architectures"] if a["rank"] == data["best"]["rank"])
         found["final"] = {
-            "path": str(json_path),
+            "source": done.source,
+            "weights": None if done.weights is None else str(done.weights),
             "arch": chosen["arch"],
             "test_acc_mean": chosen["test_acc_mean"],
             "test_acc_std": chosen["test_acc_std"],
@@ -67,14 +79,21 @@ def products(store: Store, name: str) -> dict[str, Any]:
             "epochs": data["epochs"],
             "subset": data["subset"],
         }
-    export_dir = default_out_dir(store, name)
-    if (export_dir / "arch.json").is_file():
+    export_dir = find_export(store, run.name, artifacts)
+    if export_dir is not None:
         found["export"] = str(export_dir)
     return found
 
 
-def describe_run(path: str, name: str, top: int = 5, as_json: bool = False) -> str:
-    summary = run_summary(open_existing(path), name, top)
+def describe_run(
+    path: str,
+    name: str,
+    top: int = 5,
+    as_json: bool = False,
+    artifacts: str | Path | None = None,
+) -> str:
+    store = open_existing(path)
+    summary = run_summary(store, name, top, artifacts)
     if as_json:
         return json.dumps(summary)
     cfg = summary["config"]
@@ -103,11 +122,15 @@ def describe_run(path: str, name: str, top: int = 5, as_json: bool = False) -> s
         lines.append(
             f"  final training: {done['arch']} test {done['test_acc_mean']:.2f} ± "
             f"{done['test_acc_std']:.2f} over {done['seeds']} seed(s), {done['epochs']} epoch(s) "
-            f"on {done['subset']:.0%} of the data ({done['path']})"
+            f"on {done['subset']:.0%} of the data"
+            + (" (kept in the store)" if done["source"] == "store" else f" ({done['source']})")
         )
     if "export" in summary:
         lines.append(f"  exported model: {summary['export']}/")
-    plan = (cfg.get("cli") or {}).get("final")
+    stored = stored_config(cfg)
+    plan = None if stored is None else stored.final
+    if plan or "final" in summary or "export" in summary:
+        lines.append(f"  artifacts folder: {summary['artifacts']}/")
     if plan and summary["status"] == "finished" and "export" not in summary:
         lines.append(
             f"  final training and export not done yet: nasforge resume {name} --store {path}"

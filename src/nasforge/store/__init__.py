@@ -1,4 +1,5 @@
-"""Persistence of runs and trials: SQLite by default, PostgreSQL for a store shared by machines.
+"""Persistence of runs, trials and final-training results: SQLite by default, PostgreSQL for a
+store shared by machines.
 
 ``Store(url)`` takes a path (``runs.db``), ``sqlite:///PATH`` or
 ``postgresql://USER[:PASSWORD]@HOST[:PORT]/DBNAME``; see `sql.Store`.

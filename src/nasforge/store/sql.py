@@ -7,7 +7,8 @@ and a resumed run knows exactly which trials were in flight. Only the driver wri
 of readers (``nasforge show``, another Store object) may read meanwhile.
 
 The statements below are the only SQL; `dialects` holds what differs between SQLite and
-PostgreSQL. A store written with another `SCHEMA_VERSION` is refused before anything is written.
+PostgreSQL. A store of an older schema version that `_MIGRATIONS` knows is upgraded in place
+when opened (one transaction); any other version is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from nasforge.core import Result
@@ -25,10 +27,25 @@ from nasforge.store.dialects import Dialect, dialect_for, one_line
 from nasforge.store.records import RUN_STATES, StoredRun, StoredTrial
 from nasforge.store.urls import ACCEPTED, StoreURL
 
-#: Version 2 added trials.worker, seconds, asked_after and tell_seq (asynchronous resume).
-SCHEMA_VERSION = 2
+#: Version 2 added trials.worker, seconds, asked_after and tell_seq (asynchronous resume);
+#: version 3 the ``finals`` table (a run's final-training results live in its store).
+SCHEMA_VERSION = 3
 
-_TABLES = ("meta", "runs", "trials")
+_TABLES = ("meta", "runs", "trials", "finals")
+#: tables every version has; the others may be added by a migration
+_BASE_TABLES = ("meta", "runs", "trials")
+
+
+def _finals_table(d: Dialect) -> str:
+    return f"""CREATE TABLE finals (
+            run_id {d.id_type} PRIMARY KEY REFERENCES runs(id),
+            result TEXT NOT NULL,
+            updated {d.float_type} NOT NULL
+        )"""
+
+
+#: ``version -> statements that upgrade a store of that version to the next``
+_MIGRATIONS: dict[int, Callable[[Dialect], list[str]]] = {2: lambda d: [_finals_table(d)]}
 
 
 def _schema(d: Dialect) -> list[str]:
@@ -62,6 +79,7 @@ def _schema(d: Dialect) -> list[str]:
             finished {real},
             PRIMARY KEY (run_id, number)
         )""",
+        _finals_table(d),
     ]
 
 
@@ -100,6 +118,12 @@ _STATEMENTS = {
         "WHERE run_id = ? AND number = ?"
     ),
     "trials": f"SELECT {_TRIAL_COLUMNS} FROM trials WHERE run_id = ? ORDER BY number",
+    "save_final": (
+        "INSERT INTO finals (run_id, result, updated) VALUES (?, ?, ?) "
+        "ON CONFLICT (run_id) DO UPDATE SET result = excluded.result, updated = excluded.updated"
+    ),
+    "final": "SELECT result FROM finals WHERE run_id = ?",
+    "update_version": "UPDATE meta SET value = ? WHERE key = 'schema_version'",
 }
 
 
@@ -258,6 +282,17 @@ class Store:
             for r in self._read("trials", (run.id,))
         ]
 
+    # final training ---------------------------------------------------------------------------
+
+    def save_final(self, run: StoredRun, result: dict[str, Any]) -> None:
+        """Keep a run's final-training results (a JSON object), replacing earlier ones."""
+        self._write("save_final", (run.id, json.dumps(result, default=_plain), time.time()))
+
+    def final(self, run: StoredRun) -> dict[str, Any] | None:
+        """The run's final-training results, None if it has none in this store."""
+        row = self._read("final", (run.id,), one=True)
+        return None if row is None else json.loads(row[0])
+
     # internals ------------------------------------------------------------------------------
 
     def _write(self, key: str, params: tuple[Any, ...]) -> int:
@@ -304,10 +339,26 @@ class Store:
                         self.db.execute(statement)
                     self.db.execute(self._sql["set_version"], (str(SCHEMA_VERSION),))
                     tables = set(_TABLES)
-        self._check_version(tables)
+        version = self._check_version(tables)
+        if version < SCHEMA_VERSION:
+            self._upgrade()
+            tables = self._dialect.existing_tables(self.db, _TABLES)
+            self._check_version(tables)
         self._dialect.after_open(self.db)
 
-    def _check_version(self, tables: set[str]) -> None:
+    def _upgrade(self) -> None:
+        """Bring an older store to `SCHEMA_VERSION` in place, in one transaction; another
+        process upgrading at the same moment is waited for, and then nothing is left to do."""
+        with self._dialect.schema_lock(self.db):
+            version = int(self.db.execute(self._sql["version"]).fetchone()[0])
+            while version < SCHEMA_VERSION:
+                for statement in _MIGRATIONS[version](self._dialect):
+                    self.db.execute(statement)
+                version += 1
+                self.db.execute(self._sql["update_version"], (str(version),))
+
+    def _check_version(self, tables: set[str]) -> int:
+        """The store's schema version, if this nasforge reads it (as it is or upgraded)."""
         row = None if "meta" not in tables else self.db.execute(self._sql["version"]).fetchone()
         if row is None:
             raise ConfigError(
@@ -315,16 +366,26 @@ class Store:
                 f"{', '.join(sorted(tables))} but no nasforge schema version; give another "
                 "file or database"
             )
+        if row[0].isdigit() and int(row[0]) in _MIGRATIONS:
+            missing = set(_BASE_TABLES) - tables
+            if missing:
+                raise ConfigError(
+                    f"store {self.location} is damaged: table {', '.join(sorted(missing))} is "
+                    "missing"
+                )
+            return int(row[0])
         if row[0] != str(SCHEMA_VERSION):
             raise ConfigError(
                 f"store {self.location} has schema version {row[0]}; this nasforge reads version "
-                f"{SCHEMA_VERSION} only: give a new store, or use the nasforge that wrote it"
+                f"{SCHEMA_VERSION} (and upgrades {', '.join(map(str, _MIGRATIONS))}): give a new "
+                "store, or use the nasforge that wrote it"
             )
         missing = set(_TABLES) - tables
         if missing:
             raise ConfigError(
                 f"store {self.location} is damaged: table {', '.join(sorted(missing))} is missing"
             )
+        return SCHEMA_VERSION
 
     def _cannot_open(self, err: Exception) -> str:
         if self.backend == "sqlite":
