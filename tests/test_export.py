@@ -213,7 +213,14 @@ def space_net(name: str) -> tuple[str, nn.Module]:
     return space.to_string(arch), net.eval()
 
 
-@pytest.mark.parametrize("name", list(SPACES))
+@pytest.mark.parametrize(
+    "name",
+    [
+        *(name for name in SPACES if name != "nasnet"),
+        # the largest graph: 110 s measured on 2 cores shared with other work
+        pytest.param("nasnet", marks=[pytest.mark.slow, pytest.mark.timeout(600)]),
+    ],
+)
 def test_every_space_exports_with_the_current_exporters(name: str, tmp_path: Path) -> None:
     import onnxruntime as ort
 
