@@ -93,31 +93,11 @@ def export_model(
     with torch.no_grad():
         expected = [net(example), net(batch)]
     _check_metadata(example, expected[0], mean, std, class_names)
-    inputs = [example, batch]
     for name in FILES:
         (out / name).unlink(missing_ok=True)  # a file of an earlier export is never left behind
 
-    written: list[formats.Written] = []
-    diffs: dict[str, float] = {}
-    program, program_failure = formats.export_program(net, batch)
-    if program is not None:
-        written.append(formats.save_program(program, out / formats.PROGRAM_FILE))
-        diffs["exported_program"] = formats.check_file(
-            out / formats.PROGRAM_FILE, inputs, expected, tolerance
-        )
-    onnx_path = out / formats.ONNX_FILE
-    written.append(formats.save_onnx(net, program, program_failure, example, onnx_path, opset))
-    diffs["onnx"] = formats.check_file(onnx_path, inputs, expected, tolerance)
-    ts_path = out / formats.TORCHSCRIPT_FILE
-    written.append(formats.save_torchscript(net, example, batch, ts_path))
-    diffs["torchscript"] = formats.check_file(ts_path, inputs, expected, tolerance)
-    exporters = {w.file: w.to_json() for w in written}
-    if program is None:
-        exporters[formats.PROGRAM_FILE] = {"exporter": None, "fallback": program_failure}
-        sys.stderr.write(f"nasforge: no {formats.PROGRAM_FILE} written: {program_failure}\n")
-    for w in written:
-        if w.notice():
-            sys.stderr.write(f"{w.notice()}\n")
+    models = formats.write_models(net, [example, batch], expected, out, opset, tolerance)
+    exporters, diffs = models.exporters(), models.diffs
 
     torch.save(net.state_dict(), out / "weights.pt")
     info = _arch_info(
@@ -129,11 +109,11 @@ def export_model(
         "torchscript_max_abs_diff": diffs["torchscript"],
         "onnx_max_abs_diff": diffs["onnx"],
         "tolerance": tolerance,
-        "onnx_opset": formats.onnx_opset(onnx_path),
+        "onnx_opset": formats.onnx_opset(out / formats.ONNX_FILE),
         "onnx_exporter": exporters[formats.ONNX_FILE]["exporter"],
         "checked_batches": [list(example.shape), list(batch.shape)],
     }
-    if program is None:
+    if formats.PROGRAM_FILE not in models.files:
         del info["files"][formats.PROGRAM_FILE]
     info.update(dict(extra or {}))
     (out / "arch.json").write_text(json.dumps(info, indent=2) + "\n")

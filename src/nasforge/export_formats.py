@@ -17,8 +17,9 @@ file that exists was checked.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,59 @@ def save_torchscript(
     return Written(path.name, JIT_TRACE)
 
 
+@dataclass
+class Models:
+    """What `write_models` wrote: a record per file, the checks' max abs differences (by
+    format: ``exported_program``, ``onnx``, ``torchscript``) and why no program was written."""
+
+    written: list[Written] = field(default_factory=list)
+    diffs: dict[str, float] = field(default_factory=dict)
+    program_failure: str | None = None
+
+    @property
+    def files(self) -> list[str]:
+        return [w.file for w in self.written]
+
+    def exporters(self) -> dict[str, dict[str, Any]]:
+        """File -> exporter and fallback reason, as ``arch.json`` keeps them; a program that
+        could not be written is listed with no exporter and the reason."""
+        found = {w.file: w.to_json() for w in self.written}
+        if self.program_failure is not None:
+            found[PROGRAM_FILE] = {"exporter": None, "fallback": self.program_failure}
+        return found
+
+
+def write_models(
+    net: torch.nn.Module,
+    inputs: list[torch.Tensor],
+    expected: list[torch.Tensor],
+    out: Path,
+    opset: int,
+    tolerance: float,
+) -> Models:
+    """Write and check ``model.pt2``, ``model.onnx`` and ``model.ts`` in ``out``. ``inputs``
+    are the example batch and a larger one, ``expected`` the network's outputs on them. Each
+    fallback is said on stderr as soon as its file is written, before a later check can fail."""
+    example, batch = inputs
+    models = Models()
+
+    def wrote(record: Written, key: str) -> None:
+        models.written.append(record)
+        if record.notice() is not None:
+            sys.stderr.write(f"{record.notice()}\n")
+        models.diffs[key] = check_file(out / record.file, inputs, expected, tolerance)
+
+    program, models.program_failure = export_program(net, batch)
+    if program is None:
+        sys.stderr.write(f"nasforge: no {PROGRAM_FILE} written: {models.program_failure}\n")
+    else:
+        wrote(save_program(program, out / PROGRAM_FILE), "exported_program")
+    onnx = save_onnx(net, program, models.program_failure, example, out / ONNX_FILE, opset)
+    wrote(onnx, "onnx")
+    wrote(save_torchscript(net, example, batch, out / TORCHSCRIPT_FILE), "torchscript")
+    return models
+
+
 # checks -------------------------------------------------------------------------------------
 
 
@@ -190,9 +244,7 @@ def _runner(path: Path) -> tuple[str, Callable[[torch.Tensor], Any]]:
         return f"TorchScript file {path}", loaded
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only: onnxruntime's own chatter, not torch's warnings
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return f"ONNX file {path} (onnxruntime)", lambda x: session.run(None, {name: x.numpy()})[0]
 
