@@ -10,9 +10,10 @@ current one.
   TorchScript is what users of earlier exports load and what a torch without ``torch.export``
   can read; tracing, not scripting, since none but the mobile space's networks can be scripted.
 
-Nothing here silences a warning: what torch says about its exporters reaches the user. Every
-file is reloaded from disk and run against the PyTorch network's outputs (`check_file`), so a
-file that exists was checked.
+`write_models` writes the three in that order. Nothing here silences a warning: what torch
+says about its exporters reaches the user, and a fallback is said on stderr as soon as its file
+is written. Every file is reloaded from disk and run against the PyTorch network's outputs
+(`check_file`), so a file that exists was checked.
 """
 
 from __future__ import annotations
