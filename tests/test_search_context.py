@@ -3,30 +3,21 @@ depends only on told trials, so runs stay reproducible whatever the finish order
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
+import time
 
 import numpy as np
+import pytest
 
 from nasforge.core import Candidate, Result, SearchContext
 from nasforge.executors.base import Job, run_job
+from nasforge.executors.pool import ProcessPoolExecutor
 from nasforge.experiment import Experiment
 from nasforge.spaces.nb201 import NB201Space
 from nasforge.strategies.random import RandomSearch
-from test_async_experiment import ShuffledExecutor  # tests/ is on sys.path (conftest.py)
 
 SPACE = NB201Space()
-
-
-class RecordingExecutor(ShuffledExecutor):
-    """Finishes trials in a seeded random order and keeps every job it was given."""
-
-    def __init__(self, slots: int, seed: int):
-        super().__init__(slots, seed)
-        self.submitted: list[Job] = []
-
-    def submit(self, job: Job) -> None:
-        self.submitted.append(job)
-        super().submit(job)
 
 
 class CurveRecorder:
@@ -63,20 +54,79 @@ def test_run_job_passes_the_context_only_when_there_is_one():
     assert recorder.contexts[0] == context
 
 
-def test_contexts_hold_exactly_the_told_trials_whatever_the_finish_order():
-    runs = []
-    for executor_seed in (1, 2):
-        recorder = CurveRecorder()
-        executor = RecordingExecutor(slots=3, seed=executor_seed)
-        history = Experiment(
-            SPACE, RandomSearch(SPACE, seed=0), recorder, 12, executor=executor, progress=False
-        ).run()
-        by_number = {t.number: t for t in history.trials}
-        contexts = [job.context for job in executor.submitted]
-        for number, context in enumerate(contexts):
-            told = [by_number[i] for i in range(number - 3 + 1)]  # window 3: trials 0..n-3
-            assert context.curves == tuple(t.result.curve for t in told)
-            best = max((t.result.objective for t in told), default=None)
-            assert context.incumbent == best
-        runs.append(contexts)
-    assert runs[0] == runs[1]  # the finish order changed, the contexts did not
+class SlowCurves(CurveRecorder):
+    """CurveRecorder's curves, each trial sleeping 0.3-0.9 s (by its cell) and saying when it
+    ran, so trials on a pool overlap and finish out of order."""
+
+    def evaluate(self, candidate: Candidate, context: SearchContext | None = None) -> Result:
+        start = time.time()
+        time.sleep(0.3 + 0.1 * (sum(candidate.arch.indices) % 7))
+        result = super().evaluate(candidate, context)
+        timing = {"start": start, "end": time.time()}
+        return dataclasses.replace(result, metrics={**result.metrics, **timing})
+
+
+class RecordingPool(ProcessPoolExecutor):
+    """The real worker pool, keeping every job it was given (with its context)."""
+
+    def __init__(self, workers: int) -> None:
+        super().__init__(workers=workers, threads_per_worker=1)
+        self.submitted: list[Job] = []
+
+    def submit(self, job: Job) -> None:
+        self.submitted.append(job)
+        super().submit(job)
+
+
+class AskSpy:
+    """Wraps a strategy; at each ask it notes what it had been told and which of its earlier
+    asks were still pending (asked, not yet told)."""
+
+    def __init__(self, inner: RandomSearch) -> None:
+        self.inner, self.name = inner, inner.name
+        self.asked: list[str] = []
+        self.told: list[tuple[str, Result]] = []
+        self.at_ask: list[tuple[list[tuple[str, Result]], list[str]]] = []
+
+    def ask(self) -> Candidate:
+        candidate = self.inner.ask()
+        told = {arch for arch, _ in self.told}
+        self.at_ask.append((list(self.told), [a for a in self.asked if a not in told]))
+        self.asked.append(SPACE.to_string(candidate.arch))
+        return candidate
+
+    def tell(self, candidate: Candidate, result: Result) -> None:
+        self.told.append((SPACE.to_string(candidate.arch), result))
+        self.inner.tell(candidate, result)
+
+
+@pytest.mark.slow
+def test_on_a_pool_asks_keep_the_window_and_contexts_hold_what_the_strategy_was_told():
+    window, workers, budget = 2, 3, 8
+    spy = AskSpy(RandomSearch(SPACE, seed=0))
+    pool = RecordingPool(workers)
+    history = Experiment(
+        SPACE, spy, SlowCurves(), budget, executor=pool, window=window, progress=False
+    ).run()
+    number = {t.arch: t.number for t in history.trials}
+    assert sorted(number.values()) == list(range(budget)) and spy.asked == list(number)
+    # what was pending at each ask, seen by the strategy: never more than window - 1 asks,
+    # always the latest ones, and the window was used (an ask with a result outstanding)
+    pending = [sorted(number[a] for a in waiting) for _, waiting in spy.at_ask]
+    assert max(map(len, pending)) == window - 1
+    assert all(p == list(range(i - len(p), i)) for i, p in enumerate(pending))
+    # results were told in trial order, although the pool finished them in another
+    told_order = [number[arch] for arch, _ in spy.told]
+    assert told_order == list(range(budget))
+    ends = [t.result.metrics["end"] for t in sorted(history.trials, key=lambda t: t.number)]
+    assert ends != sorted(ends)
+    # the trials really ran at once, but never more of them than the window, with a free worker
+    spans = [(t.result.metrics["start"], t.result.metrics["end"]) for t in history.trials]
+    overlap = max(sum(s <= start < e for s, e in spans) for start, _ in spans)
+    assert overlap == window < workers
+    # each trial's context is what the strategy had been told when that trial was asked
+    contexts = {job.number: job.context for job in pool.submitted}
+    for i, (told, _) in enumerate(spy.at_ask):
+        assert contexts[i].curves == tuple(result.curve for _, result in told)
+        objectives = [result.objective for _, result in told]
+        assert contexts[i].incumbent == (max(objectives) if objectives else None)

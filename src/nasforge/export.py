@@ -3,14 +3,21 @@ runtime) alone to run.
 
 `export_model` writes into one folder:
 
-* ``model.ts``: TorchScript (traced), loadable with ``torch.jit.load``;
-* ``model.onnx``: ONNX (opset >= 17, dynamic batch), checked with onnxruntime against PyTorch
-  on the example input and on a random batch: the max abs difference is reported, and an export
-  that differs by more than ``tolerance`` is an error, never a silently wrong file;
+* ``model.pt2``: the ``torch.export`` ExportedProgram (dynamic batch), loadable with
+  ``torch.export.load(path).module()``;
+* ``model.onnx``: ONNX (dynamic batch), by the ``torch.export``-based exporter (opset 18);
+* ``model.ts``: TorchScript (traced, with torch's trace check), loadable with ``torch.jit.load``
+  by torch versions without ``torch.export``;
 * ``arch.json``: space, architecture string, build options, input shape, normalisation
-  mean/std, class names, versions, and the checks' numbers;
+  mean/std, class names, versions, which exporter wrote each file (and why, where it is a
+  legacy one), and the checks' numbers;
 * ``weights.pt``: the ``state_dict``, to rebuild the network with nasforge (``space.build``);
 * ``load_model.py``: a loader that imports only torch (``load``, ``preprocess``, ``predict``).
+
+Each of the three model files is reloaded and checked against PyTorch (the ONNX file with
+onnxruntime) on the example input and on a random batch of another size: the max abs
+difference is reported, and one above ``tolerance`` is an error, never a silently wrong file.
+How each format is written, and when a legacy exporter takes over, is `export_formats`'s job.
 
 `export_run` exports a stored run's model: the one kept by ``nasforge train-final`` when there
 is one, else the run's best architecture trained once at the run's own fidelity.
@@ -21,29 +28,34 @@ from __future__ import annotations
 import copy
 import json
 import sys
-import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
+from nasforge import export_formats as formats
 from nasforge.config import RunConfig
-from nasforge.errors import ConfigError, NasforgeError
+from nasforge.errors import ConfigError
+from nasforge.export_formats import ExportCheckError
 from nasforge.outputs import FoundFinal, default_out_dir, find_final, server_note
 
-#: The ONNX operator set written; 17 is the first with LayerNormalization and is read by every
-#: onnxruntime since 1.13.
-ONNX_OPSET = 17
+__all__ = ["FILES", "ONNX_OPSET", "TOLERANCE", "ExportCheckError", "export_model", "export_run"]
+
+#: The ONNX operator set written by default: the lowest the ``torch.export``-based exporter
+#: writes (onnxruntime reads it since 1.14). 17 (the first with LayerNormalization) is still
+#: accepted, and written by the legacy exporter, with that reason recorded.
+ONNX_OPSET = formats.CURRENT_ONNX_OPSET
 #: The largest max abs difference between PyTorch and an exported file that passes the check.
 TOLERANCE = 1e-4
-FILES = ("model.ts", "model.onnx", "arch.json", "weights.pt", "load_model.py")
-
-
-class ExportCheckError(NasforgeError):
-    """An exported file does not reproduce the PyTorch network's outputs."""
+FILES = (
+    formats.PROGRAM_FILE,
+    formats.ONNX_FILE,
+    formats.TORCHSCRIPT_FILE,
+    "arch.json",
+    "weights.pt",
+    "load_model.py",
+)
 
 
 def export_model(
@@ -63,13 +75,14 @@ def export_model(
     tolerance: float = TOLERANCE,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Write the five files of the module docstring into ``out_dir`` (created; our files in
-    it are replaced) and return what was written with the checks' max abs differences.
+    """Write the files of the module docstring into ``out_dir`` (created; our files in it are
+    replaced) and return what was written with the checks' max abs differences.
 
     ``example_input`` is one normalised image (C×H×W) or a batch (N×C×H×W). ``mean``/``std``
     (per channel, on the 0-1 pixel scale) are what inputs must be normalised with; they go to
     ``arch.json`` for the loader. ``extra`` adds entries to ``arch.json`` (run, accuracy ...).
-    The random check batch is drawn with ``seed``.
+    The random check batch is drawn with ``seed``. A file written by a legacy exporter is
+    announced on stderr with the reason, which ``arch.json`` keeps under ``exporters``.
     """
     out = _prepare_folder(out_dir)
     if opset < 17:
@@ -81,36 +94,41 @@ def export_model(
     with torch.no_grad():
         expected = [net(example), net(batch)]
     _check_metadata(example, expected[0], mean, std, class_names)
+    for name in FILES:
+        (out / name).unlink(missing_ok=True)  # a file of an earlier export is never left behind
 
-    ts_path = out / "model.ts"
-    _save_torchscript(net, example, ts_path)
-    ts_diff = _check_torchscript(ts_path, [example, batch], expected, tolerance)
-
-    onnx_path = out / "model.onnx"
-    exporter = _save_onnx(net, example, onnx_path, opset)
-    onnx_diff = _check_onnx(onnx_path, [example, batch], expected, tolerance)
+    models = formats.write_models(net, [example, batch], expected, out, opset, tolerance)
+    exporters, diffs = models.exporters(), models.diffs
 
     torch.save(net.state_dict(), out / "weights.pt")
     info = _arch_info(
         net, arch_string, space_name, build_options, example, mean, std, class_names, dataset
     )
+    info["exporters"] = exporters
     info["checks"] = {
-        "torchscript_max_abs_diff": ts_diff,
-        "onnx_max_abs_diff": onnx_diff,
+        "exported_program_max_abs_diff": diffs.get("exported_program"),
+        "torchscript_max_abs_diff": diffs["torchscript"],
+        "onnx_max_abs_diff": diffs["onnx"],
         "tolerance": tolerance,
-        "onnx_opset": opset,
-        "onnx_exporter": exporter,
+        "onnx_opset": formats.onnx_opset(out / formats.ONNX_FILE),
+        "onnx_exporter": exporters[formats.ONNX_FILE]["exporter"],
         "checked_batches": [list(example.shape), list(batch.shape)],
     }
+    if formats.PROGRAM_FILE not in models.files:
+        del info["files"][formats.PROGRAM_FILE]
     info.update(dict(extra or {}))
     (out / "arch.json").write_text(json.dumps(info, indent=2) + "\n")
     (out / "load_model.py").write_text(LOADER)
+    present = [name for name in FILES if (out / name).is_file()]
     return {
         "out_dir": str(out),
-        "files": {name: str(out / name) for name in FILES},
-        "torchscript_max_abs_diff": ts_diff,
-        "onnx_max_abs_diff": onnx_diff,
-        "onnx_opset": opset,
+        "files": {name: str(out / name) for name in present},
+        "exported_program_max_abs_diff": diffs.get("exported_program"),
+        "torchscript_max_abs_diff": diffs["torchscript"],
+        "onnx_max_abs_diff": diffs["onnx"],
+        "onnx_opset": info["checks"]["onnx_opset"],
+        "exporters": {name: e["exporter"] for name, e in exporters.items()},
+        "fallbacks": {name: e["fallback"] for name, e in exporters.items() if e["fallback"]},
         "arch": arch_string,
         "space": space_name,
     }
@@ -135,85 +153,6 @@ def _as_batch(example: torch.Tensor) -> torch.Tensor:
         )
     example = example.detach().to("cpu", torch.float32)
     return example.unsqueeze(0) if example.ndim == 3 else example
-
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """torch.jit and the TorchScript-based ONNX exporter warn that they are deprecated; the
-    files they write are checked below, so the warnings only add noise for the user."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", UserWarning)
-        yield
-
-
-def _save_torchscript(net: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
-    with _quiet(), torch.no_grad():
-        traced = torch.jit.trace(net, example, check_trace=False)
-        torch.jit.save(traced, str(path))
-
-
-def _max_abs_diff(got: np.ndarray | torch.Tensor, want: torch.Tensor) -> float:
-    got_t = torch.as_tensor(np.asarray(got)) if not isinstance(got, torch.Tensor) else got
-    if tuple(got_t.shape) != tuple(want.shape):
-        return float("inf")
-    return float((got_t.to(torch.float64) - want.to(torch.float64)).abs().max())
-
-
-def _check(what: str, diffs: list[float], tolerance: float) -> float:
-    worst = max(diffs)
-    if not worst <= tolerance:
-        raise ExportCheckError(
-            f"{what} differs from the PyTorch network by up to {worst:.3g} (tolerance "
-            f"{tolerance:g}) on batches of shape checked; the export is not trustworthy"
-        )
-    return worst
-
-
-def _check_torchscript(
-    path: Path, inputs: list[torch.Tensor], expected: list[torch.Tensor], tolerance: float
-) -> float:
-    """Reload the saved file (not the in-memory trace) and compare, so what is checked is
-    what a user loads."""
-    with _quiet():
-        loaded = torch.jit.load(str(path), map_location="cpu").eval()
-    with torch.no_grad():
-        diffs = [_max_abs_diff(loaded(x), y) for x, y in zip(inputs, expected, strict=True)]
-    return _check(f"TorchScript file {path}", diffs, tolerance)
-
-
-def _save_onnx(net: torch.nn.Module, example: torch.Tensor, path: Path, opset: int) -> str:
-    """The TorchScript-based exporter (``dynamo=False``): it needs no ``torch.export``-able
-    model, and a dynamic batch axis is one argument. Returns which exporter wrote the file."""
-    with _quiet(), torch.no_grad():
-        torch.onnx.export(
-            net,
-            (example,),
-            str(path),
-            input_names=["images"],
-            output_names=["logits"],
-            dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}},
-            opset_version=opset,
-            dynamo=False,
-        )
-    return "torchscript"
-
-
-def _check_onnx(
-    path: Path, inputs: list[torch.Tensor], expected: list[torch.Tensor], tolerance: float
-) -> float:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    diffs = [
-        _max_abs_diff(session.run(None, {name: x.numpy()})[0], y)
-        for x, y in zip(inputs, expected, strict=True)
-    ]
-    return _check(f"ONNX file {path} (onnxruntime)", diffs, tolerance)
 
 
 def _check_metadata(
@@ -265,8 +204,9 @@ def _arch_info(
         "classes": outputs,
         "class_names": None if class_names is None else list(class_names),
         "files": {
-            "model.ts": "TorchScript: torch.jit.load",
+            "model.pt2": "ExportedProgram: torch.export.load(path).module()",
             "model.onnx": "ONNX, input 'images', output 'logits', dynamic batch",
+            "model.ts": "TorchScript (traced): torch.jit.load",
             "weights.pt": "state_dict of space.build(arch, **build_options)",
             "load_model.py": "loader that needs only torch",
         },
@@ -278,13 +218,16 @@ def _arch_info(
 LOADER = '''"""Run the exported network with torch alone (nasforge is not needed).
 
     import load_model
-    model = load_model.load()                  # the TorchScript network, CPU, eval mode
+    model = load_model.load()                  # the network, CPU, ready for inference
     logits = load_model.predict(images)        # images: N×C×H×W or C×H×W tensor
     classes = logits.argmax(1)
 
 ``images`` are pixels on the 0-1 scale (uint8 images are divided by 255); `preprocess`
 normalises them with the training set's mean and std from ``arch.json``. From a shell:
 ``python load_model.py IMAGES.pt`` prints the predicted class of each image of a saved tensor.
+
+`load` returns the ``torch.export`` program (model.pt2) where this torch can read it, else
+the TorchScript file (model.ts), which older torch versions read too.
 """
 
 from __future__ import annotations
@@ -303,9 +246,23 @@ def info(folder=HERE):
     return json.loads((Path(folder) / "arch.json").read_text())
 
 
-def load(folder=HERE):
-    """The network (TorchScript) on the CPU, in eval mode."""
-    return torch.jit.load(str(Path(folder) / "model.ts"), map_location="cpu").eval()
+def load(folder=HERE, fmt="auto"):
+    """The network on the CPU, ready for inference. ``fmt``: "pt2" (torch.export), "ts"
+    (TorchScript) or "auto" (pt2 where this torch reads it, else ts, saying why on stderr)."""
+    folder = Path(folder)
+    if fmt not in ("auto", "pt2", "ts"):
+        raise ValueError(f"fmt must be 'auto', 'pt2' or 'ts', got {fmt!r}")
+    if fmt != "ts":
+        reader = getattr(getattr(torch, "export", None), "load", None)
+        try:
+            if reader is None:
+                raise RuntimeError(f"torch {torch.__version__} has no torch.export.load")
+            return reader(str(folder / "model.pt2")).module()  # exported in eval mode
+        except Exception as err:
+            if fmt == "pt2":
+                raise
+            print(f"load_model: using model.ts, model.pt2 not read: {err}", file=sys.stderr)
+    return torch.jit.load(str(folder / "model.ts"), map_location="cpu").eval()
 
 
 def preprocess(images, folder=HERE):
@@ -336,7 +293,8 @@ def predict(images, folder=HERE, model=None):
 def main(argv):
     if len(argv) != 2:
         sys.exit("usage: python load_model.py IMAGES.pt  (a tensor N×C×H×W or C×H×W)")
-    logits = predict(torch.load(argv[1]))
+    # a tensor file holds no code to run: weights_only=True says so under every torch >= 1.13
+    logits = predict(torch.load(argv[1], map_location="cpu", weights_only=True))
     names = info().get("class_names")
     for i, label in enumerate(logits.argmax(1).tolist()):
         print(i, label if not names else f"{label} {names[label]}")

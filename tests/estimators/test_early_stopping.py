@@ -3,7 +3,6 @@ curves from known parametric families, and both inside a real search on digits."
 
 from __future__ import annotations
 
-import inspect
 import pickle
 import time
 
@@ -193,14 +192,7 @@ def test_bad_options_are_config_errors(name: str, options: dict, message: str) -
 # -- inside a real search -------------------------------------------------------------------
 
 
-def _train_has_hook() -> bool:
-    from nasforge.estimators.train import Train
-
-    return "early_stopping" in inspect.signature(Train.__init__).parameters
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not _train_has_hook(), reason="Train has no early_stopping parameter yet")
 def test_median_rule_stops_some_trials_of_a_real_search_on_digits() -> None:
     from nasforge.data.datasets import load_dataset
     from nasforge.estimators.train import Train

@@ -19,6 +19,7 @@ from nasforge.estimators.benchmarks.nb301 import (
     NB301Benchmark,
     genotype_to_config,
 )
+from nasforge.spaces.darts import DartsArch, DartsSpace
 
 
 class Genotype(NamedTuple):
@@ -257,10 +258,9 @@ def test_missing_and_broken_files(tmp_path, nb301_dir, monkeypatch) -> None:
 
 
 def test_darts_space_archs_are_scored(bench: NB301Benchmark) -> None:
-    darts = pytest.importorskip("nasforge.spaces.darts")
-    space = darts.DartsSpace()
+    space = DartsSpace()
     rng = np.random.default_rng(4)
     results = bench.evaluate_many([Candidate(space.sample(rng)) for _ in range(20)])
     assert all(85 < r.objective < 95 for r in results)
-    v2 = bench.evaluate(Candidate(darts.DartsArch(DARTS_V2.normal, DARTS_V2.reduce)))
+    v2 = bench.evaluate(Candidate(DartsArch(DARTS_V2.normal, DARTS_V2.reduce)))
     assert v2.objective == pytest.approx(bench.evaluate(Candidate(DARTS_V2)).objective)
