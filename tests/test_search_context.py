@@ -7,6 +7,7 @@ import pickle
 
 import numpy as np
 
+from nasforge.capabilities import EstimatorCapabilities
 from nasforge.core import Candidate, Result, SearchContext
 from nasforge.executors.base import Job, run_job
 from nasforge.experiment import Experiment
@@ -34,8 +35,7 @@ class CurveRecorder:
 
     name = "curve-recorder"
     objective_name = "score"
-    uses_context = True
-    fidelity_range = (1.0, 4.0)
+    capabilities = EstimatorCapabilities(uses_context=True, fidelity_range=(1.0, 4.0))
 
     def __init__(self) -> None:
         self.contexts: dict[int, SearchContext] = {}
