@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from nasforge import factory
+from nasforge.capabilities import EstimatorCapabilities
 from nasforge.core import Candidate, Result
 from nasforge.errors import ConfigError
 from nasforge.experiment import Experiment
@@ -37,8 +38,7 @@ class DecisionMatch:
 
     name = "decision-match"
     objective_name = "match"
-    fidelity_range = (1.0, MAX_FIDELITY)
-    report_metric = "test_acc"
+    capabilities = EstimatorCapabilities(fidelity_range=(1.0, MAX_FIDELITY))
 
     def __init__(self, space, seed: int = 123):
         self.space = space  # the index encoding: one value per decision, padded where cells grow

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+from nasforge.capabilities import EstimatorCapabilities
 from nasforge.core import Candidate, Result, SearchContext
 from nasforge.executors.base import Job, run_job
 from nasforge.executors.pool import ProcessPoolExecutor
@@ -25,8 +26,7 @@ class CurveRecorder:
 
     name = "curve-recorder"
     objective_name = "score"
-    uses_context = True
-    fidelity_range = (1.0, 4.0)
+    capabilities = EstimatorCapabilities(uses_context=True, fidelity_range=(1.0, 4.0))
 
     def __init__(self) -> None:
         self.contexts: dict[int, SearchContext] = {}

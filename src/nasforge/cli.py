@@ -562,7 +562,7 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
         args.space, args.dataset, budget, args.data_dir, budget_seconds=args.budget_seconds
     )
     space, estimator = space_and_estimator(setup)  # cached: compare() reuses the parsed tables
-    fidelity = getattr(estimator, "fidelity_range", None)
+    fidelity = estimator.capabilities.fidelity_range
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     if strategies == ["all"]:  # every strategy this space and benchmark can run
         strategies = factory.strategies_for(space, estimator)

@@ -45,7 +45,7 @@ class ComparisonSetup:
         return Budget(evaluations=self.budget, seconds=self.budget_seconds)
 
     def metric(self, estimator: Any) -> str:
-        return self.report_metric or getattr(estimator, "report_metric", "test_acc")
+        return self.report_metric or estimator.capabilities.report_metric
 
 
 #: points of the anytime-vs-simulated-time grid (log-spaced)

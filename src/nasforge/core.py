@@ -104,8 +104,8 @@ class Result:
 class SearchContext:
     """What a running trial may know of the search so far: the best objective at full fidelity
     and the learning curves (``Result.curve``) of finished trials. Early-stopping rules compare a
-    trial's own curve against these; the experiment sends it with each job to estimators that
-    declare ``uses_context = True``."""
+    trial's own curve against these; the experiment sends it with each job to estimators whose
+    capabilities declare ``uses_context`` (``nasforge.capabilities``)."""
 
     incumbent: float | None = None
     curves: tuple[tuple[float, ...], ...] = ()

@@ -1,90 +1,50 @@
 """An experiment joins a space, a strategy and an estimator under a budget, with a store.
 
-The driver loop: ask -> store start -> submit to the executor -> collect outcomes as they finish
--> store end -> tell. Only the driver writes to the store. With an executor of k slots, k trials
-are in flight and the strategy is asked again before earlier results are in (they are pending).
+The driver loop is the protocol it runs: ask -> store start -> submit to the executor ->
+collect outcomes as they finish -> store end -> tell. Only the driver writes to the store. With
+an executor of k slots, k trials are in flight and the strategy is asked again before earlier
+results are in (they are pending).
 
-Two orders of telling results back:
-
-* ``deterministic=True`` (default): trial ``i`` is asked after exactly the results of trials
-  ``0 .. i-w`` have been told, in trial-number order, whatever order they finished in, where the
-  window ``w`` (the number of asks that may be pending) defaults to the executor's slots. The
-  trials therefore depend only on the seed and ``w``: never on timing, on the executor, or, for
-  a fixed ``window``, on the number of workers.
-* ``deterministic=False``: results are told as they arrive and a free slot is filled at once;
-  best throughput when trial durations vary a lot, but timing decides the interleaving.
-
-Either way each trial records how many tells preceded its ask (``asked_after``) and its place in
-the tell order (``tell_seq``), so ``resume=True`` replays a stored run's exact interleaving into a
-fresh strategy: finished trials are neither lost nor evaluated twice, trials that were in flight
-when the run died are evaluated again under their own numbers, and the search continues as if it
-had never stopped.
+The parts around the loop live beside it: `budget.Budget` (when to stop asking),
+`telling.Teller` (the order results are told in: trial order by default, or as finished),
+`replay.replay` (``resume=True``: a stored run's interleaving replayed into a fresh strategy)
+and `runlog` (the log file and the progress line). What the estimator and the strategy can do
+beyond their protocols is read once, here, when the experiment is built
+(``nasforge.capabilities``): a misspelt or undeclared capability is an error then, not a
+silent default during the run.
 """
 
 from __future__ import annotations
 
-import logging
-import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nasforge.budget import Budget
+from nasforge.capabilities import capabilities_of, failure_listener
 from nasforge.core import Candidate, SearchContext
 from nasforge.errors import ConfigError
 from nasforge.estimators.base import Estimator
 from nasforge.executors.base import Executor, Job, Outcome
 from nasforge.executors.inprocess import InProcessExecutor
 from nasforge.history import History, Trial
+from nasforge.replay import replay
 from nasforge.report.progress import Progress
+from nasforge.runlog import (
+    RunLog,
+    budget_progress,
+    log_folder,
+    progress_amount,
+    progress_text,
+    summary,
+)
 from nasforge.spaces.base import SearchSpace
-from nasforge.store import Store, StoredRun, StoredTrial
+from nasforge.store import Store, StoredRun
 from nasforge.strategies.base import NoCandidateYet, Strategy
+from nasforge.telling import Teller
 
-
-@dataclass(frozen=True)
-class Budget:
-    """Stop asking after ``evaluations`` trials, or once the summed cost (seconds, real or
-    simulated) of finished trials reaches ``seconds``, whichever comes first. Trials already in
-    flight then finish and are kept."""
-
-    evaluations: int | None = None
-    seconds: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.evaluations is None and self.seconds is None:
-            raise ConfigError("a budget needs evaluations or seconds")
-        if self.evaluations is not None and (
-            isinstance(self.evaluations, bool) or int(self.evaluations) != self.evaluations
-        ):
-            raise ConfigError(f"budget evaluations must be a whole number, got {self.evaluations}")
-        if self.evaluations is not None and self.evaluations <= 0:
-            raise ConfigError(f"budget must be > 0 evaluations, got {self.evaluations}")
-        if self.seconds is not None and not (self.seconds > 0 and math.isfinite(self.seconds)):
-            raise ConfigError(f"budget must be > 0 seconds, got {self.seconds}")
-
-    @classmethod
-    def of(cls, value: Budget | int | float) -> Budget:
-        """An int means evaluations; a Budget passes through."""
-        if isinstance(value, Budget):
-            return value
-        if isinstance(value, float) and not value.is_integer():
-            raise ConfigError(f"budget must be a whole number of evaluations, got {value}")
-        return cls(evaluations=int(value))
-
-    def allows_another(self, asked: int, history: History) -> bool:
-        if self.evaluations is not None and asked >= self.evaluations:
-            return False
-        return self.seconds is None or history.total_cost < self.seconds
-
-    def describe(self) -> str:
-        parts = []
-        if self.evaluations is not None:
-            parts.append(f"{self.evaluations} evaluations")
-        if self.seconds is not None:
-            parts.append(f"{self.seconds:g} s of cost")
-        return " or ".join(parts)
+__all__ = ["Budget", "Experiment"]
 
 
 class Experiment:
@@ -110,7 +70,9 @@ class Experiment:
     ):
         self.space, self.strategy, self.estimator = space, strategy, estimator
         self.budget = Budget.of(budget)
-        if self.budget.seconds is not None and not getattr(estimator, "has_cost", True):
+        #: what the estimator declares beyond ``evaluate``, checked once, here
+        self.capabilities = capabilities_of(estimator)
+        if self.budget.seconds is not None and not self.capabilities.has_cost:
             raise ConfigError(
                 f"estimator {estimator.name!r} reports no cost (its tables have no training time);"
                 " give the budget as a number of evaluations"
@@ -131,29 +93,38 @@ class Experiment:
         self.show_progress = progress
         self.log_dir = None if log_dir is None else Path(log_dir)
         #: the report-only metric shown beside the objective (the estimator's own by default)
-        self.report_metric = report_metric or getattr(estimator, "report_metric", "test_acc")
+        self.report_metric = report_metric or self.capabilities.report_metric
         self.history = History()
         self.run_record: StoredRun | None = None
         self.ask_seconds = 0.0  # time spent inside strategy.ask(): the search method's overhead
-        self.log = logging.getLogger(f"nasforge.run.{self.name}")
+        self.runlog = RunLog(self.name, estimator.objective_name)
+        self.log = self.runlog.logger
         # driver state
+        self.teller = Teller(
+            strategy,
+            deterministic=deterministic,
+            window=self.window,
+            on_failure=failure_listener(strategy),
+        )
         self._asked = 0  # trial numbers 0.._asked-1 have been asked
-        self._told = 0  # results/failures told to the strategy so far
         self._in_flight: dict[int, Candidate] = {}
-        self._untold: dict[int, Outcome] = {}  # finished, not yet told (deterministic order)
-        self._candidates: dict[int, Candidate] = {}
-        self._resubmit: list[int] = []
+        self._resubmit: list[int] = []  # resumed: trials that were in flight when it stopped
 
     # public -------------------------------------------------------------------------------
 
     @property
     def log_path(self) -> Path | None:
-        handler = next((h for h in self.log.handlers if isinstance(h, logging.FileHandler)), None)
-        return None if handler is None else Path(handler.baseFilename)
+        return self.runlog.path
 
     def run(self) -> History:
         self._open_run()
-        self._open_log()
+        self.runlog.open(log_folder(self.log_dir, self.store), self._header())
+        if self.resume:
+            self.runlog.info(
+                "resumed: %d finished trials replayed, %d to run again",
+                len(self.history.trials),
+                len(self._resubmit),
+            )
         progress = self._progress()
         started = False
         try:
@@ -166,14 +137,14 @@ class Experiment:
             self._finish(status, f"{status}: {type(err).__name__}: {err}", started)
             raise
         progress.close()
-        self._finish("finished", f"finished: {self._summary()}", started)
+        self._finish("finished", f"finished: {summary(self.history)}", started)
         return self.history
 
     # the loop -----------------------------------------------------------------------------
 
     def _loop(self, progress: Progress) -> None:
         for number in self._resubmit:
-            self._submit(number, self._candidates[number])
+            self._submit(number, self.teller.candidates[number])
         while True:
             self._fill_slots()
             if not self._in_flight:
@@ -181,28 +152,24 @@ class Experiment:
             for outcome in self.executor.wait(timeout=1.0):
                 self._record(outcome)
             if not self.deterministic:
-                self._tell_ready()
+                self.teller.tell_arrived()
             progress.update(self._progress_amount(), self._progress_text())
-        self._tell_ready(everything=True)
+        self.teller.tell_rest()
 
     def _fill_slots(self) -> None:
-        """Ask and submit while the budget and the telling order allow."""
+        """Ask -> store start -> submit, while the budget, the slots and the telling order
+        allow."""
         while self.budget.allows_another(self._asked, self.history):
             if len(self._in_flight) >= self.executor.slots:
                 return
-            if self.deterministic:
-                # trial i is asked once trials 0 .. i-w are told (no more): tell them, in order
-                needed = self._asked - self.window + 1
-                while self._told < needed and self._told in self._untold:
-                    self._tell(self._untold.pop(self._told))
-                if self._told < needed:
-                    return  # the result that must be told first is still running
+            if not self.teller.may_ask(self._asked):
+                return  # the result that must be told first is still running
             candidate = self._ask()
             if candidate is None:
                 return
             number = self._asked
             self._asked += 1
-            self._candidates[number] = candidate
+            self.teller.asked(number, candidate)
             self._start(number, candidate)
             self._submit(number, candidate)
 
@@ -213,10 +180,9 @@ class Experiment:
             try:
                 return self.strategy.ask()
             except NoCandidateYet:
-                if self.deterministic and self._told in self._untold:
-                    self._tell(self._untold.pop(self._told))
+                if self.teller.tell_next():
                     continue
-                if not self._in_flight and not self._untold:
+                if not self._in_flight and not self.teller.untold:
                     raise RuntimeError(
                         f"strategy {self.strategy.name!r} is waiting for results but none are "
                         "pending: a bug in the strategy"
@@ -226,17 +192,17 @@ class Experiment:
                 self.ask_seconds += time.perf_counter() - asked
 
     def _start(self, number: int, candidate: Candidate) -> None:
+        """Store the trial as running before it runs: a killed run loses nothing."""
         arch = self.space.to_string(candidate.arch)
         if self.run_record is not None:
             self.store.start_trial(  # type: ignore[union-attr]
-                self.run_record, number, arch, candidate.fidelity, asked_after=self._told
+                self.run_record, number, arch, candidate.fidelity, asked_after=self.teller.told
             )
-        fidelity = "" if candidate.fidelity is None else f" at fidelity {candidate.fidelity:g}"
-        self.log.info("trial %d started: %s%s", number, arch, fidelity)
+        self.runlog.trial_started(number, arch, candidate.fidelity)
 
     def _submit(self, number: int, candidate: Candidate) -> None:
         self._in_flight[number] = candidate
-        context = self._context() if getattr(self.estimator, "uses_context", False) else None
+        context = self._context() if self.capabilities.uses_context else None
         self.executor.submit(Job(number, candidate, context))
 
     def _context(self) -> SearchContext:
@@ -244,9 +210,11 @@ class Experiment:
         only (in deterministic mode those are trials ``0 .. told-1``), so a run stays a function
         of its seed and window, and a resumed run rebuilds the same contexts."""
         told = [
-            t for t in self.history.completed if not self.deterministic or t.number < self._told
+            t
+            for t in self.history.completed
+            if not self.deterministic or t.number < self.teller.told
         ]
-        full = (getattr(self.estimator, "fidelity_range", None) or (None, None))[1]
+        full = (self.capabilities.fidelity_range or (None, None))[1]
         finished = [
             t.result.objective  # type: ignore[union-attr]
             for t in told
@@ -259,7 +227,6 @@ class Experiment:
     def _record(self, outcome: Outcome) -> None:
         """Store an outcome as soon as it arrives; telling may wait for the trial order."""
         candidate = self._in_flight.pop(outcome.number)
-        tell_seq = outcome.number if self.deterministic else self._told + len(self._untold)
         if self.run_record is not None:
             self.store.finish_trial(  # type: ignore[union-attr]
                 self.run_record,
@@ -268,56 +235,21 @@ class Experiment:
                 outcome.error,
                 worker=outcome.worker,
                 seconds=outcome.seconds,
-                tell_seq=tell_seq,
+                tell_seq=self.teller.place_of(outcome.number),
             )
         arch = self.space.to_string(candidate.arch)
         self.history.add(
             Trial(outcome.number, candidate, arch, outcome.result, outcome.error, outcome.seconds)
         )
-        if outcome.result is None:
-            self.log.warning(
-                "trial %d failed on %s: %s", outcome.number, outcome.worker, outcome.error
-            )
-        else:
-            self.log.info(
-                "trial %d finished on %s in %.2f s: %s %.4f",
-                outcome.number,
-                outcome.worker,
-                outcome.seconds,
-                self.estimator.objective_name,
-                outcome.result.objective,
-            )
+        self.runlog.trial_ended(outcome)
         if outcome.fatal:
             raise ConfigError(str(outcome.error))
-        self._untold[outcome.number] = outcome
+        self.teller.arrived(outcome)
 
-    def _tell_ready(self, everything: bool = False) -> None:
-        """Tell finished results: all of them (as-finished mode, or at the end), else only the
-        next ones in trial order."""
-        if not self.deterministic:
-            for number in list(self._untold):  # arrival order = the tell_seq recorded
-                self._tell(self._untold.pop(number))
-            return
-        if everything:
-            for number in sorted(self._untold):
-                self._tell(self._untold.pop(number))
-            return
-        while self._told in self._untold:
-            self._tell(self._untold.pop(self._told))
-
-    def _tell(self, outcome: Outcome) -> None:
-        candidate = self._candidates[outcome.number]
-        self._told += 1
-        if outcome.result is not None:
-            self.strategy.tell(candidate, outcome.result.for_strategy())
-        else:
-            tell_failure = getattr(self.strategy, "tell_failure", None)
-            if tell_failure is not None:
-                tell_failure(candidate, outcome.error or "failed")
-
-    # runs, resume -------------------------------------------------------------------------
+    # the run record -----------------------------------------------------------------------
 
     def _open_run(self) -> None:
+        """Create the run in the store, or (``resume``) replay the stored one and claim it."""
         if self.store is None:
             return
         existing = self.store.find_run(self.name)
@@ -334,10 +266,16 @@ class Experiment:
         if existing.effective_status == "running":
             raise ConfigError(f"run {self.name!r} is still running (pid {existing.pid})")
         self.run_record = existing
-        self._replay(self.store.trials(existing))
+        done = replay(
+            self.name, self.store.trials(existing), self.space, self.strategy, self.teller
+        )
+        self._asked, self._resubmit = done.asked, done.resubmit
+        for trial in done.trials:
+            self.history.add(trial)
         self.store.claim_run(existing)
 
     def _stored_config(self) -> dict[str, Any]:
+        setup = self.capabilities.setup
         return {
             **self.config,
             "space": self.space.name,
@@ -349,143 +287,32 @@ class Experiment:
             "slots": self.executor.slots,
             "window": self.window,
             # the data split, fidelity and augmentation, so a report can disclose them
-            **({"setup": self.estimator.describe()} if hasattr(self.estimator, "describe") else {}),
+            **({"setup": dict(setup)} if setup is not None else {}),
         }
-
-    def _replay(self, stored: list[StoredTrial]) -> None:
-        """Rebuild the strategy from a stored run: before each stored ask, tell exactly the
-        results that had been told before it (``asked_after``, in ``tell_seq`` order); check the
-        strategy asks for the same architecture; queue unfinished trials to run again."""
-        told_order = sorted(
-            (t for t in stored if t.state != "running" and t.tell_seq is not None),
-            key=lambda t: t.tell_seq,  # type: ignore[arg-type, return-value]
-        )
-        for trial in stored:
-            if trial.number != self._asked:
-                raise ConfigError(
-                    f"cannot resume run {self.name!r}: trial numbers jump from {self._asked} to "
-                    f"{trial.number} in the store"
-                )
-            while self._told < (trial.asked_after or 0):
-                self._tell_stored(told_order[self._told])
-            candidate = self.strategy.ask()
-            arch = self.space.to_string(candidate.arch)
-            if arch != trial.arch or candidate.fidelity != trial.fidelity:
-                raise ConfigError(
-                    f"cannot resume run {self.name!r}: at trial {trial.number} the strategy asks "
-                    f"for {arch} but the store holds {trial.arch}; was the configuration "
-                    "(strategy, seed, space, workers) changed?"
-                )
-            self._asked += 1
-            self._candidates[trial.number] = candidate
-            if trial.state == "running":
-                self._resubmit.append(trial.number)
-                continue
-            outcome = Outcome(
-                trial.number, trial.result, trial.error, trial.seconds or 0.0, trial.worker or ""
-            )
-            self.history.add(
-                Trial(
-                    trial.number,
-                    candidate,
-                    trial.arch,
-                    trial.result,
-                    trial.error,
-                    trial.seconds or 0.0,
-                )
-            )
-            self._untold[trial.number] = outcome
-        # what is still untold is told later in the order the original run would have told it
-        tell_seq = {t.number: t.tell_seq for t in stored}
-        self._untold = dict(sorted(self._untold.items(), key=lambda kv: tell_seq[kv[0]] or 0))
-        self.log.info(
-            "resumed: %d finished trials replayed, %d to run again",
-            len(self.history.trials),
-            len(self._resubmit),
-        )
-
-    def _tell_stored(self, trial: StoredTrial) -> None:
-        outcome = self._untold.pop(trial.number, None)
-        if outcome is None:
-            raise ConfigError(
-                f"cannot resume run {self.name!r}: trial {trial.number} was told before it was "
-                "asked; the store is inconsistent"
-            )
-        self._tell(outcome)
-
-    # logging, progress, end ---------------------------------------------------------------
-
-    def _open_log(self) -> None:
-        folder = self.log_dir
-        if folder is None and self.store is not None:
-            # beside a SQLite file; for a database server, in the working directory
-            store_file = getattr(self.store, "path", None)
-            folder = Path(store_file).parent / "logs" if store_file else Path("logs")
-        if folder is None:
-            return
-        folder.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(folder / f"{self.name}.log")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        self.log.handlers = [handler]
-        self.log.setLevel(logging.INFO)
-        self.log.propagate = False
-        self.log.info(
-            "run %s: %s on %s with %s, budget %s, executor %s (%d slots), %s",
-            "resumed" if self.resume else "started",
-            self.strategy.name,
-            self.space.name,
-            self.estimator.name,
-            self.budget.describe(),
-            self.executor.name,
-            self.executor.slots,
-            "deterministic order" if self.deterministic else "as finished",
-        )
 
     def _finish(self, status: str, message: str, started: bool) -> None:
         if started:
             self.executor.shutdown()
         if self.store is not None and self.run_record is not None:
             self.store.set_status(self.run_record, status)
-        self.log.info("run %s", message)
-        for handler in self.log.handlers:
-            handler.close()
-        self.log.handlers = []
+        self.runlog.close(message)
 
-    def _summary(self) -> str:
-        best = self.history.best
-        text = f"{len(self.history.trials)} trials, {len(self.history.failed)} failed"
-        if best is not None:
-            text += f", best {best.result.objective:.4f} (trial {best.number}: {best.arch})"  # type: ignore[union-attr]
-        return text
+    # log and progress ---------------------------------------------------------------------
+
+    def _header(self) -> str:
+        return (
+            f"run {'resumed' if self.resume else 'started'}: {self.strategy.name} on "
+            f"{self.space.name} with {self.estimator.name}, budget {self.budget.describe()}, "
+            f"executor {self.executor.name} ({self.executor.slots} slots), "
+            f"{'deterministic order' if self.deterministic else 'as finished'}"
+        )
 
     def _progress(self) -> Progress:
-        """Counted in trials or in cost seconds; with both limits, in percent of whichever
-        runs out first (so the ETA follows the limit that will end the run)."""
-        budget = self.budget
-        total: float
-        if budget.evaluations is not None and budget.seconds is not None:
-            total, unit = 100.0, "% of budget"
-        elif budget.evaluations is not None:
-            total, unit = budget.evaluations, "trials"
-        else:
-            total, unit = budget.seconds, "s"  # type: ignore[assignment]
         label = f"{self.name} " if self.store is not None else ""
-        return Progress(total, label=label, unit=unit, enabled=self.show_progress)
+        return budget_progress(self.budget, label, self.show_progress)
 
     def _progress_amount(self) -> float:
-        budget, trials = self.budget, len(self.history.trials)
-        if budget.seconds is None:
-            return trials
-        cost = round(self.history.total_cost, 1)
-        if budget.evaluations is None:
-            return cost
-        return round(100.0 * max(trials / budget.evaluations, cost / budget.seconds), 1)
+        return progress_amount(self.budget, self.history)
 
     def _progress_text(self) -> str:
-        best = self.history.best
-        parts = [f"running {len(self._in_flight)}"]
-        if self.history.failed:
-            parts.append(f"failed {len(self.history.failed)}")
-        if best is not None:
-            parts.append(f"best {self.estimator.objective_name} {best.result.objective:.2f}")  # type: ignore[union-attr]
-        return " | ".join(parts)
+        return progress_text(self.history, len(self._in_flight), self.estimator.objective_name)

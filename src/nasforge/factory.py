@@ -10,6 +10,7 @@ import importlib
 import inspect
 from typing import Any
 
+from nasforge.capabilities import capabilities_of
 from nasforge.errors import ConfigError, UnknownNameError
 
 #: strategy name -> (module, class). Model-based and RL strategies import their models lazily.
@@ -115,12 +116,12 @@ def make_strategy(
         from nasforge.strategies.constraints import MaxParams
 
         # count the network the estimator trains (its size and data), not the space's default
-        net = dict(getattr(estimator, "build_options", None) or {})
+        net = {} if estimator is None else dict(capabilities_of(estimator).build_options)
         kwargs["constraint"] = MaxParams(space, max_params, **net)
     if name in MULTI_FIDELITY and "max_fidelity" not in kwargs:
-        low_high = getattr(estimator, "fidelity_range", None)
+        low_high = None if estimator is None else capabilities_of(estimator).fidelity_range
         if low_high is None:
-            offered = getattr(estimator, "name", "this estimator")
+            offered = "this estimator" if estimator is None else estimator.name
             raise ConfigError(
                 f"strategy {name!r} chooses a fidelity, but {offered} offers none; "
                 "use it with --estimator train (fidelity = epochs)"

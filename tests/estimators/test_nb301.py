@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import require_data
+from nasforge.capabilities import capabilities_of
 from nasforge.core import Candidate
 from nasforge.errors import ConfigError, DataFormatError, DataNotFoundError, InvalidArchError
 from nasforge.estimators.benchmarks.nb301 import (
@@ -235,8 +236,9 @@ def test_pickle_round_trip_drops_the_session(bench: NB301Benchmark) -> None:
     again = clone.evaluate(Candidate(DARTS_V2, 40))
     assert again.objective == pytest.approx(expected.objective)
     assert again.cost == pytest.approx(expected.cost)
-    assert clone.name == "nb301" and clone.fidelity_range == (1.0, 98.0)
-    assert clone.report_metric == "val_acc_final" and clone.objective_name == "val_acc"
+    assert clone.name == "nb301" and clone.objective_name == "val_acc"
+    declared = capabilities_of(clone)
+    assert declared.fidelity_range == (1.0, 98.0) and declared.report_metric == "val_acc_final"
 
 
 def test_missing_and_broken_files(tmp_path, nb301_dir, monkeypatch) -> None:

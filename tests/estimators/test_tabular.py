@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from nasforge import factory
+from nasforge.capabilities import capabilities_of
 from nasforge.core import Candidate
 from nasforge.errors import ConfigError, DataFormatError, NasforgeError, UnknownNameError
 from nasforge.estimators.tabular import MissingConfigError, TabularBenchmark
@@ -87,7 +88,8 @@ def test_every_row_is_looked_up_with_the_files_numbers(space: Custom, bench) -> 
         assert dict(result.metrics) == {"params": float(row["params"])}
         assert result.cost == 0.0
     assert bench.name == "table:tabular_benchmark" and bench.objective_name == "val_acc"
-    assert bench.report_metric == "test_acc" and not bench.has_cost
+    assert capabilities_of(bench).report_metric == "test_acc"
+    assert not capabilities_of(bench).has_cost  # no cost column: budgets count evaluations
     best = max(rows, key=lambda r: float(r["val_acc"]))
     assert bench.optimum() == (float(best["val_acc"]), float(best["test_acc"]))
 
@@ -152,13 +154,14 @@ def test_cost_column_comments_gzip_and_partial_tables(tmp_path: Path) -> None:
         bench = TabularBenchmark.from_csv(
             path, space, objective="acc", report=("test",), cost="seconds", metrics=("params",)
         )
-        assert bench.has_cost and len(bench) == 2
+        assert capabilities_of(bench).has_cost and len(bench) == 2
         result = bench.evaluate(Candidate(Config({"width": 16, "act": "gelu"})))
         assert (result.objective, result.cost) == (85.0, 30.0)
         assert dict(result.report) == {"test": 84.5} and dict(result.metrics) == {"params": 400}
     no_report = TabularBenchmark.from_csv(write(tmp_path, text), space, objective="acc", report=())
     result = no_report.evaluate(Candidate(Config({"width": 8, "act": "relu"})))
-    assert dict(result.report) == {"acc": 80.5} and no_report.report_metric == "acc"
+    assert dict(result.report) == {"acc": 80.5}
+    assert capabilities_of(no_report).report_metric == "acc"
 
 
 def test_any_space_through_an_arch_column(tmp_path: Path) -> None:

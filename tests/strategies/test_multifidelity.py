@@ -15,6 +15,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from nasforge.capabilities import EstimatorCapabilities
 from nasforge.core import Candidate, Result
 from nasforge.errors import ConfigError
 from nasforge.estimators.benchmarks.nb201 import NB201Benchmark
@@ -41,8 +42,7 @@ class FidelityModel:
 
     name = "nb201-fidelity-test-model"
     objective_name = "val_acc_12ep_noisy"
-    has_cost = True
-    fidelity_range = (LOW, HIGH)
+    capabilities = EstimatorCapabilities(has_cost=True, fidelity_range=(LOW, HIGH))
 
     def __init__(self, bench: NB201Benchmark):
         self.bench = bench

@@ -36,6 +36,7 @@ from typing import Any
 
 from nasforge.core import Arch, Candidate, Result
 from nasforge.errors import ConfigError, DataFormatError, InvalidArchError, UnknownNameError
+from nasforge.estimators.base import EstimatorBase, EstimatorCapabilities
 from nasforge.spaces.custom import Config, Custom
 
 MISSING = ("error", "fail")
@@ -89,7 +90,7 @@ def _read(path: Path) -> tuple[list[str], int, list[tuple[int, list[str]]]]:
     return [name.strip() for name in header], header_line, rows
 
 
-class TabularBenchmark:
+class TabularBenchmark(EstimatorBase):
     """Look architectures up in a table instead of training them (microseconds per query).
 
     Build it with ``from_csv``. ``objective`` is the column strategies maximise (negate a loss
@@ -99,8 +100,6 @@ class TabularBenchmark:
     time), which lets a budget be given in seconds. With no ``report`` column, the objective
     is copied into the report so that reports have a metric to show.
     """
-
-    has_cost: bool
 
     def __init__(
         self,
@@ -123,10 +122,14 @@ class TabularBenchmark:
         self.objective_name = objective
         self.report_columns, self.metric_columns = tuple(report), tuple(metrics)
         self.cost_column, self.missing = cost, missing
-        self.has_cost = cost is not None
         self.name = name or f"table:{Path(source).stem}"
-        #: the report metric comparisons show (the first report column)
-        self.report_metric = self.report_columns[0] if self.report_columns else objective
+
+    @property
+    def capabilities(self) -> EstimatorCapabilities:
+        """A cost only with a cost column (then a budget may be in seconds); the report metric
+        comparisons show is the first report column (the objective without one)."""
+        report = self.report_columns[0] if self.report_columns else self.objective_name
+        return EstimatorCapabilities(has_cost=self.cost_column is not None, report_metric=report)
 
     # -- reading a file ------------------------------------------------------------------------
 
@@ -257,7 +260,7 @@ class TabularBenchmark:
     def optimum(self) -> tuple[float, float]:
         """(best objective in the table, the report metric of that row): a search's target."""
         best = max(self.rows.values(), key=lambda row: row.values[self.objective_name])
-        return best.values[self.objective_name], best.values[self.report_metric]
+        return best.values[self.objective_name], best.values[self.capabilities.report_metric]
 
 
 def _names(label: str, columns: Sequence[str] | str) -> tuple[str, ...]:

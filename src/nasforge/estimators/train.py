@@ -27,6 +27,7 @@ from nasforge.core import Candidate, Result, SearchContext
 from nasforge.data.augment import Augmentation
 from nasforge.data.datasets import ImageDataset, split_train_val
 from nasforge.errors import ConfigError, TrainingDiverged
+from nasforge.estimators.base import EstimatorBase, EstimatorCapabilities
 from nasforge.estimators.early_stopping import Stopper
 from nasforge.spaces.base import SearchSpace
 
@@ -79,7 +80,7 @@ def _num_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-class Train:
+class Train(EstimatorBase):
     """Estimate a candidate by SGD training on a dataset's seeded train split.
 
     The objective is validation accuracy (percent, like NAS-Bench-201's tables) on a held-out
@@ -227,6 +228,19 @@ class Train:
         if "input_size" not in options and _accepts(self.space.build, "input_size"):
             options["input_size"] = self.dataset.size
         return options
+
+    @property
+    def capabilities(self) -> EstimatorCapabilities:
+        """Cost = wall time; fidelity = epochs, 1 to ``epochs``; the context only with an
+        early-stopping rule; the network's build options and the recipe (``describe``)."""
+        return EstimatorCapabilities(
+            has_cost=True,
+            report_metric="test_acc",
+            uses_context=self.uses_context,
+            fidelity_range=self.fidelity_range,
+            build_options=self.build_options,
+            setup=self.describe(),
+        )
 
     def describe(self) -> dict[str, Any]:
         """Everything that fixes what a trial's number means (data, split, fidelity, recipe), as

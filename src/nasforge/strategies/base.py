@@ -10,7 +10,9 @@ Contract every strategy keeps:
 * **Asynchronous**: with k workers the experiment calls ``ask`` up to k times before the first
   ``tell``. Every asked candidate is *pending* until told; a strategy must not propose again an
   architecture that is pending or already evaluated (``SeededStrategy.propose`` does this).
-* **Failures**: a trial that crashed is reported with ``tell_failure``; it is not re-proposed.
+* **Failures**: a trial that crashed is reported with ``tell_failure`` to strategies that want
+  failure notices (`FailureAware`, checked once when the experiment is built; every
+  `SeededStrategy` is one); it is not re-proposed.
 * **Constraints**: a strategy built with ``constraint=`` (e.g. ``MaxParams``) never proposes an
   infeasible architecture.
 * **Waiting**: a strategy that cannot propose until pending results arrive (synchronous
@@ -18,7 +20,7 @@ Contract every strategy keeps:
   experiment then waits for a result before asking again. Raising it with nothing pending is a
   bug in the strategy (the experiment reports it).
 * **Fidelity**: multi-fidelity strategies set ``Candidate.fidelity`` (e.g. epochs) within the
-  range the estimator declares (``estimator.fidelity_range``: (low, high)).
+  range the estimator declares (``EstimatorCapabilities.fidelity_range``: (low, high)).
 """
 
 from __future__ import annotations
@@ -28,9 +30,19 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from nasforge.capabilities import FailureAware
 from nasforge.core import Arch, Candidate, Result
 from nasforge.errors import ConfigError
 from nasforge.spaces.base import SearchSpace
+
+__all__ = [
+    "Constraint",
+    "FailureAware",
+    "NoCandidateYet",
+    "SeededStrategy",
+    "SeenSet",
+    "Strategy",
+]
 
 #: A feasibility test on an architecture, checked before it is proposed (cheap: no training).
 Constraint = Callable[[Arch], bool]

@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from nasforge.capabilities import capabilities_of, label_of
 from nasforge.core import Arch, Candidate, Result
 from nasforge.errors import ConfigError
 from nasforge.spaces.base import SearchSpace
@@ -43,15 +44,15 @@ class Rung:
 
 
 def fidelity_range_of(estimator: Any) -> tuple[float, float]:
-    """``estimator.fidelity_range`` as ``(low, high)``, for building a multi-fidelity strategy."""
-    value = getattr(estimator, "fidelity_range", None)
+    """The estimator's declared ``fidelity_range`` as ``(low, high)``, for building a
+    multi-fidelity strategy."""
+    value = capabilities_of(estimator).fidelity_range
     if value is None:
         raise ConfigError(
-            f"estimator {getattr(estimator, 'name', estimator)!r} declares no fidelity_range; "
+            f"estimator {label_of(estimator)} declares no fidelity_range; "
             "give min_fidelity and max_fidelity explicitly"
         )
-    low, high = value
-    return float(low), float(high)
+    return value
 
 
 def check_fidelity_args(

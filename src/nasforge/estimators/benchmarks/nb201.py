@@ -8,8 +8,9 @@ Two tables from ``NASFORGE_DATA/nb201`` (see the shared data README):
 * ``nb201_200ep_test.csv``: the 200-epoch test accuracy, mean over seeds. It is the number papers
   report, so it goes into ``Result.report`` and is never shown to a strategy.
 
-The tables carry no training time, so results have ``cost`` 0 and ``has_cost`` is False: budgets
-for this estimator count evaluations, not seconds.
+The tables carry no training time, so results have ``cost`` 0 and the capabilities say
+``has_cost=False``: budgets for this estimator count evaluations, not seconds. The fidelity is
+fixed (12 epochs), so there is no ``fidelity_range`` for multi-fidelity strategies.
 
 Optionally (``hardware=``), measured on-device latency and energy from ``hardware/`` are added to
 ``Result.metrics`` (see ``hardware.py`` for the names); they describe the deployed network, not
@@ -27,6 +28,7 @@ from pathlib import Path
 from nasforge.core import Candidate, Result
 from nasforge.data.paths import find_data
 from nasforge.errors import DataFormatError, UnknownNameError
+from nasforge.estimators.base import EstimatorBase, EstimatorCapabilities
 from nasforge.estimators.benchmarks import hardware as hw
 from nasforge.estimators.benchmarks.tables import read_cell_rows
 from nasforge.spaces.nb201 import NB201Space
@@ -100,7 +102,7 @@ def load_tables(folder: str, dataset: str) -> dict[str, NB201Entry]:
     return table
 
 
-class NB201Benchmark:
+class NB201Benchmark(EstimatorBase):
     """Tabular NAS-Bench-201 estimator (microseconds per query).
 
     ``objective``: 12-epoch validation accuracy (percent). ``report``: ``test_acc`` (200-epoch
@@ -112,7 +114,7 @@ class NB201Benchmark:
 
     name = "nb201-benchmark"
     objective_name = "val_acc_12ep"
-    has_cost = False
+    capabilities = EstimatorCapabilities(has_cost=False, report_metric="test_acc")
 
     def __init__(
         self,

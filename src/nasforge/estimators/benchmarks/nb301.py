@@ -39,6 +39,7 @@ import numpy as np
 from nasforge.core import Candidate, Result
 from nasforge.data.paths import find_data
 from nasforge.errors import ConfigError, DataFormatError, InvalidArchError
+from nasforge.estimators.base import EstimatorBase, EstimatorCapabilities
 from nasforge.spaces.darts import OPS as DARTS_OPS
 
 PREFIX = "NetworkSelectorDatasetInfo_COLON_darts_COLON_"
@@ -180,7 +181,7 @@ def _check_epoch(fidelity: object) -> int:
     return int(fidelity)  # type: ignore[arg-type]
 
 
-class NB301Benchmark:
+class NB301Benchmark(EstimatorBase):
     """Surrogate NAS-Bench-301 estimator for DARTS cells (CIFAR-10), with learning curves.
 
     Architectures are read by duck typing: anything with ``.normal`` and ``.reduce``, each 8
@@ -190,9 +191,12 @@ class NB301Benchmark:
 
     name = "nb301"
     objective_name = "val_acc"
-    report_metric = "val_acc_final"
-    has_cost = True
-    fidelity_range = (float(MIN_EPOCH), float(MAX_EPOCH))
+    #: cost = predicted runtime (simulated seconds); fidelity = the epoch the surrogate predicts
+    capabilities = EstimatorCapabilities(
+        has_cost=True,
+        report_metric="val_acc_final",
+        fidelity_range=(float(MIN_EPOCH), float(MAX_EPOCH)),
+    )
 
     def __init__(self, data_dir: str | os.PathLike[str] | None = None):
         model = find_data(f"nb301/{MODEL_FILE}", data_dir, what="NAS-Bench-301 surrogate model")
