@@ -12,6 +12,9 @@ from collections.abc import Iterable
 class NasforgeError(ValueError):
     """Base class for errors caused by input (arguments, files, data) rather than by a bug."""
 
+    #: raised in a trial, retrying other architectures cannot fix it: the search stops
+    fatal_to_search = True
+
 
 class InvalidArchError(NasforgeError):
     """An architecture string or value that the search space does not accept."""

@@ -63,8 +63,14 @@ def run_job(estimator: Estimator, job: Job, worker: str | None = None) -> Outcom
         else:
             result = estimator.evaluate(job.candidate, context=job.context)  # type: ignore[call-arg]
     except NasforgeError as err:
-        fatal = getattr(err, "fatal_to_search", True)
-        return Outcome(job.number, None, str(err), time.perf_counter() - start, label, fatal=fatal)
+        return Outcome(
+            job.number,
+            None,
+            str(err),
+            time.perf_counter() - start,
+            label,
+            fatal=err.fatal_to_search,
+        )
     except Exception as err:  # a crash in one trial must not end the search
         return Outcome(
             job.number, None, describe_exception(err), time.perf_counter() - start, label
