@@ -22,5 +22,6 @@ __getattr__ = lazy_exports(
         "Choice": "nasforge.spaces.custom",
         "IntRange": "nasforge.spaces.custom",
         "load_space": "nasforge.spaces.custom",
+        "DecisionVectorSpace": "nasforge.spaces.vector",
     },
 )
