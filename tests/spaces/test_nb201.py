@@ -121,12 +121,41 @@ def test_mutate_changes_exactly_one_edge(space: NB201Space) -> None:
     assert changed_edges == set(range(len(EDGES)))
 
 
-def test_neighbours_are_the_24_one_edit_cells(space: NB201Space) -> None:
-    arch = space.from_string(RESNET)
-    near = space.neighbours(arch)
-    assert len(near) == 24 and len(set(near)) == 24
-    assert all(distance(arch, n) == 1 for n in near)
-    assert near == space.neighbours(arch)
+def unique_strings(nb201_dir) -> dict[str, str]:
+    """The benchmark's own isomorphism key of every cell (its UniqueString column)."""
+    with open(nb201_dir / "nb201_200ep_test.csv", newline="") as f:
+        return {r["ArchitectureString"]: r["UniqueString"] for r in csv.DictReader(f)}
+
+
+def test_neighbours_are_one_per_benchmark_class(space: NB201Space, nb201_dir) -> None:
+    unique = unique_strings(nb201_dir)
+    for text in (BEST, RESNET, space.to_string(ALL_NONE)):
+        arch = space.from_string(text)
+        near = space.neighbours(arch)
+        assert near == space.neighbours(arch)
+        assert all(distance(arch, n) == 1 for n in near)
+        keys = [unique[space.to_string(n)] for n in near]
+        # every class the benchmark reaches by one edge-op change, once, never the cell's own
+        one_edit = {
+            unique[space.to_string(NB201Arch((*arch.ops[:e], op, *arch.ops[e + 1 :])))]
+            for e in range(len(EDGES))
+            for op in OPS
+            if op != arch.ops[e]
+        }
+        assert len(keys) == len(set(keys)) == len(one_edit - {unique[text]})
+        assert set(keys) == one_edit - {unique[text]}
+    assert len(space.neighbours(space.from_string(BEST))) == 24  # no twins around this cell
+    # around the ResNet cell, 'none' on edge 0 or on edge 2 both cut the conv path: one class
+    assert len(space.neighbours(space.from_string(RESNET))) == 21
+
+
+def test_mutate_never_returns_a_benchmark_twin(space: NB201Space, nb201_dir) -> None:
+    unique = unique_strings(nb201_dir)
+    rng = np.random.default_rng(1)
+    for text in (RESNET, space.to_string(ALL_NONE)):  # cells with many twins one edit away
+        for _ in range(100):
+            child = space.mutate(space.from_string(text), rng)
+            assert unique[space.to_string(child)] != unique[text]
 
 
 def test_sample_is_seeded_and_covers_every_op(space: NB201Space) -> None:

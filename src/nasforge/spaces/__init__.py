@@ -22,5 +22,6 @@ export_lazily(
         "Choice": "nasforge.spaces.custom",
         "IntRange": "nasforge.spaces.custom",
         "load_space": "nasforge.spaces.custom",
+        "DecisionVectorSpace": "nasforge.spaces.vector",
     },
 )

@@ -16,7 +16,9 @@ class SearchSpace(Protocol):
     """A set of architectures with the operations every strategy needs.
 
     Strategies only use this protocol, so any space that implements it can be searched by any
-    strategy. ``enumerate``/``size`` are optional (small spaces only).
+    strategy. ``enumerate``/``size`` are optional (small spaces only). A space that is a fixed
+    vector of categorical decisions gets every move from ``spaces.vector.DecisionVectorSpace``;
+    ``tests/spaces/test_space_properties.py`` holds every space to the promises below.
     """
 
     name: str
@@ -25,10 +27,12 @@ class SearchSpace(Protocol):
         """A uniformly random architecture."""
 
     def mutate(self, arch: Arch, rng: np.random.Generator) -> Arch:
-        """A random valid architecture one edit away from ``arch`` and different from it."""
+        """A random valid architecture one edit away from ``arch`` that is a different network:
+        ``canonical(mutate(a)) != canonical(a)`` (a twin would be skipped as a duplicate)."""
 
     def neighbours(self, arch: Arch) -> list[Arch]:
-        """Every architecture one edit away, in a deterministic order."""
+        """The valid architectures one edit away, in a deterministic order, one per canonical
+        class and never ``arch``'s own."""
 
     def encode(self, arch: Arch, kind: str = "onehot") -> np.ndarray:
         """A fixed-length float vector (for predictors and Bayesian optimisation)."""

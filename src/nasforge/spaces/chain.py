@@ -36,7 +36,6 @@ layer survives. Even for ``max_layers`` = 8 the space is far too large to enumer
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -47,8 +46,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nasforge.errors import ConfigError, InvalidArchError, UnknownNameError
-from nasforge.spaces.decisions import Decisions
+from nasforge.errors import InvalidArchError
+from nasforge.spaces.net_options import int_option, positive_option
+from nasforge.spaces.vector import DecisionVectorSpace
 
 CONV_KERNELS: tuple[int, ...] = (1, 3, 5)
 CONV_FILTERS: tuple[int, ...] = (16, 32, 64, 128)
@@ -403,27 +403,29 @@ class ChainNetwork(nn.Module):
         return self.classifier(x)
 
 
-def _check_net(in_channels: int, num_classes: int, width_multiplier: float) -> None:
-    for name, value in (("in_channels", in_channels), ("num_classes", num_classes)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-            raise ConfigError(f"chain network {name} must be an int >= 1, got {value!r}")
-    ok = isinstance(width_multiplier, int | float | np.floating) and not isinstance(
-        width_multiplier, bool
-    )
-    if not ok or not math.isfinite(width_multiplier) or width_multiplier <= 0:
-        raise ConfigError(
-            f"chain network width_multiplier must be a finite number > 0, got {width_multiplier!r}"
-        )
+def _check_net(in_channels: object, num_classes: object, width_multiplier: object) -> None:
+    int_option("chain network in_channels", in_channels)
+    int_option("chain network num_classes", num_classes)
+    positive_option("chain network width_multiplier", width_multiplier)
 
 
 # --- the space ----------------------------------------------------------------------------------
 
 
-class ChainSpace:
+class ChainSpace(DecisionVectorSpace):
     """MetaQNN / NAS-RL chain space as a SearchSpace: architectures are ChainArch values.
 
     ``input_size`` is the image side the resolution rules are tracked from (the network itself
     takes any size); ``max_layers`` bounds the depth (classifier not counted).
+
+    As decisions, slot t chooses a layer (30 options: ``LAYER_OPTIONS`` + end) and, for t >= 2,
+    a skip (t options: none or from layer 0..t-2); any sequence decodes to a valid arch (see the
+    module docstring for the repair). ``DecisionVectorSpace`` gives ``sample`` (uniform over the
+    decisions, then repaired, so shallow chains are rarer), the ``index``/``onehot`` encodings
+    of the decisions and ``crossover`` (uniform over the decisions, repaired by decoding).
+    ``mutate`` and ``neighbours`` are this space's own layer edits (insert, delete, replace, set
+    a skip), which keep the rest of the chain in place where a decision change would shift it;
+    ``canonical`` is the identity, so "different" is "not equal".
     """
 
     name = "chain"
@@ -431,10 +433,9 @@ class ChainSpace:
     size_options: ClassVar[dict[str, str | None]] = {"channels": None, "cells": None}
 
     def __init__(self, input_size: int = 32, max_layers: int = 8):
-        for label, value in (("input_size", input_size), ("max_layers", max_layers)):
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-                raise ConfigError(f"chain space {label} must be an int >= 1, got {value!r}")
-        self.input_size, self.max_layers = int(input_size), int(max_layers)
+        self.input_size = int_option("chain space input_size", input_size)
+        self.max_layers = int_option("chain space max_layers", max_layers)
+        self._choice_counts = self._count_choices()
 
     def __repr__(self) -> str:
         return f"ChainSpace(input_size={self.input_size}, max_layers={self.max_layers})"
@@ -498,15 +499,6 @@ class ChainSpace:
 
     def _decode(self, seq: Sequence[int]) -> ChainArch:
         """Deterministic repair: read slots in order, stop at end, drop what breaks a rule."""
-        choices = self._choices()
-        if len(seq) != len(choices):
-            raise InvalidArchError(
-                f"chain decisions need {len(choices)} values (max_layers={self.max_layers}), "
-                f"got {len(seq)}"
-            )
-        for t, (value, n) in enumerate(zip(seq, choices, strict=True)):
-            if not 0 <= int(value) < n:
-                raise InvalidArchError(f"chain decision {t} must be in 0..{n - 1}, got {value!r}")
         layers: list[Layer] = []
         resolution = self.input_size
         for layer_pos, skip_pos in self._slot_choices():
@@ -544,6 +536,9 @@ class ChainSpace:
         return tuple(seq)
 
     def _choices(self) -> tuple[int, ...]:
+        return self._choice_counts
+
+    def _count_choices(self) -> tuple[int, ...]:
         out: list[int] = []
         for t in range(self.max_layers):
             out.append(len(LAYER_OPTIONS) + 1)
@@ -551,17 +546,7 @@ class ChainSpace:
                 out.append(t)  # none, or from layer 0..t-2
         return tuple(out)
 
-    def decisions(self) -> Decisions:
-        """Per slot t: a layer (30 options: ``LAYER_OPTIONS`` + end) and, for t >= 2, a skip
-        (t options: none or from layer 0..t-2). Any sequence decodes to a valid arch (see the
-        module docstring for the repair)."""
-        return Decisions(choices=self._choices(), decode=self._decode, encode=self._encode)
-
     # --- the protocol ---------------------------------------------------------------------------
-
-    def sample(self, rng: np.random.Generator) -> ChainArch:
-        """Uniform over the decisions, then repaired (so shallow chains are rarer)."""
-        return self._decode([int(rng.integers(n)) for n in self._choices()])
 
     def _child(self, arch: ChainArch, layers: Sequence[Layer] | None) -> ChainArch | None:
         """``layers`` as an arch if it is valid here and differs from ``arch``, else None."""
@@ -613,19 +598,6 @@ class ChainSpace:
                     out.append(child)
         return out
 
-    def encode(self, arch: ChainArch, kind: str = "onehot") -> np.ndarray:
-        """``index``: the decision values; ``onehot``: each decision one-hot, concatenated."""
-        seq = self._encode(arch)
-        if kind == "index":
-            return np.asarray(seq, dtype=float)
-        if kind == "onehot":
-            choices = self._choices()
-            out = np.zeros(sum(choices))
-            offsets = np.concatenate([[0], np.cumsum(choices)[:-1]])
-            out[offsets + np.asarray(seq)] = 1.0
-            return out
-        raise UnknownNameError("encoding", kind, ENCODINGS)
-
     def to_string(self, arch: ChainArch) -> str:
         return to_string(self.check(arch))
 
@@ -635,14 +607,6 @@ class ChainSpace:
     def canonical(self, arch: ChainArch) -> ChainArch:
         """Identity: distinct valid chains build distinct networks."""
         return self.check(arch)
-
-    def crossover(self, a: ChainArch, b: ChainArch, rng: np.random.Generator) -> ChainArch:
-        """Uniform crossover over the decisions, repaired by ``decode``."""
-        seq_a, seq_b = self._encode(a), self._encode(b)
-        take_a = rng.random(len(seq_a)) < 0.5
-        return self._decode(
-            [x if first else y for x, y, first in zip(seq_a, seq_b, take_a, strict=True)]
-        )
 
     def build(
         self,

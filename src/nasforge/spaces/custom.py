@@ -44,7 +44,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from nasforge.errors import ConfigError, InvalidArchError, UnknownNameError
-from nasforge.spaces.decisions import Decisions
+from nasforge.spaces.net_options import int_option
+from nasforge.spaces.vector import DecisionVectorSpace
 
 if TYPE_CHECKING:
     from torch import nn
@@ -347,12 +348,21 @@ def _normalise_when(spec: _Spec, specs: dict[str, _Spec]) -> _Spec:
 BuildFunction = Callable[..., "nn.Module"]
 
 
-class Custom:
+class Custom(DecisionVectorSpace):
     """A user-declared space of named choices (see the module docstring).
 
     ``build(config, *, in_channels, num_classes, **net)`` turns a ``Config`` into a network
     returning logits; it is optional (a space searched only against a table needs none).
     ``size_options`` maps the CLI's ``channels``/``cells`` knobs to keywords of ``build``.
+
+    As decisions it is one per choice, parents first (``DecisionVectorSpace`` gives the moves):
+    ``sample`` draws each active choice uniformly; ``mutate`` changes one active choice to
+    another value, drawing the choices that change activates and dropping the ones it
+    deactivates; ``neighbours`` set each active choice to each other value (activated choices
+    take their first value); ``crossover`` takes each choice from a parent that has it active;
+    ``index`` is ``decisions().encode`` (0 for an inactive choice) and ``onehot`` has a slot
+    per value plus an "inactive" slot for each conditional choice, so its length is fixed.
+    ``canonical`` is the one place that says which configurations are the same network.
     """
 
     size_options: ClassVar[dict[str, str | None]] = {"channels": None, "cells": None}
@@ -381,6 +391,8 @@ class Custom:
         ordered = _order(specs)
         self.specs: tuple[_Spec, ...] = tuple(_normalise_when(s, specs) for s in ordered)
         self._by_name = {s.name: s for s in self.specs}
+        self._option_counts = tuple(len(s.values) for s in self.specs)
+        self._conditional_flags = tuple(s.conditional for s in self.specs)
         self._build = build
         self.name = name
         if size_options is not None:
@@ -424,19 +436,19 @@ class Custom:
     # -- activity and repair ----------------------------------------------------------------
 
     @staticmethod
-    def _active(spec: _Spec, assigned: Mapping[str, Value]) -> bool:
+    def _is_active(spec: _Spec, assigned: Mapping[str, Value]) -> bool:
         return all(p in assigned and assigned[p] in allowed for p, allowed in spec.when)
 
     def active(self, name: str, assigned: Mapping[str, Value]) -> bool:
         """Whether choice ``name`` exists given the values of its parents in ``assigned``."""
-        return self._active(self.choice(name), assigned)
+        return self._is_active(self.choice(name), assigned)
 
     def _complete(self, given: Mapping[str, Value], fill: Callable[[_Spec], Value]) -> Config:
         """Parents first: keep ``given`` values of active choices, ``fill`` the active ones it
         lacks, drop the inactive ones. Every strategy move goes through here."""
         assigned: dict[str, Value] = {}
         for spec in self.specs:
-            if not self._active(spec, assigned):
+            if not self._is_active(spec, assigned):
                 continue
             assigned[spec.name] = given[spec.name] if spec.name in given else fill(spec)
         return Config(assigned)
@@ -458,7 +470,7 @@ class Custom:
             )
         assigned: dict[str, Value] = {}
         for spec in self.specs:
-            active = self._active(spec, assigned)
+            active = self._is_active(spec, assigned)
             if spec.name not in arch:
                 if active:
                     raise InvalidArchError(
@@ -482,52 +494,6 @@ class Custom:
         return Config(assigned)
 
     # -- the protocol ------------------------------------------------------------------------
-
-    def sample(self, rng: np.random.Generator) -> Config:
-        """Each active choice uniformly, parents first (uniform over the decisions)."""
-        return self._complete({}, lambda spec: spec.values[int(rng.integers(len(spec.values)))])
-
-    def mutate(self, arch: Config, rng: np.random.Generator) -> Config:
-        """One active choice changes to another of its values; choices its change activates
-        are drawn at random, the ones it deactivates are dropped."""
-        config = self._check(arch)
-        movable = [s for s in self.specs if s.name in config and len(s.values) > 1]
-        if not movable:
-            raise ConfigError(f"space {self.name!r} has a single configuration; cannot mutate")
-        spec = movable[int(rng.integers(len(movable)))]
-        others = [v for v in spec.values if spec.index(v) != spec.index(config[spec.name])]
-        changed = {**config, spec.name: others[int(rng.integers(len(others)))]}
-        return self._complete(changed, lambda s: s.values[int(rng.integers(len(s.values)))])
-
-    def neighbours(self, arch: Config) -> list[Config]:
-        """Each active choice set to each of its other values, in the space's order; choices
-        the change activates take their first value."""
-        config = self._check(arch)
-        out = []
-        for spec in self.specs:
-            if spec.name not in config:
-                continue
-            current = spec.index(config[spec.name])
-            for i, value in enumerate(spec.values):
-                if i != current:
-                    out.append(self._complete({**config, spec.name: value}, _first))
-        return out
-
-    def encode(self, arch: Config, kind: str = "onehot") -> np.ndarray:
-        """``index``: ``decisions().encode`` (0 for an inactive choice); ``onehot``: one slot
-        per value of each choice, plus an "inactive" slot for each conditional choice, so the
-        length is fixed."""
-        if kind not in ENCODINGS:
-            raise UnknownNameError("encoding", kind, ENCODINGS)
-        config = self._check(arch)
-        if kind == "index":
-            return np.asarray(self._indices(config), dtype=float)
-        blocks = []
-        for spec in self.specs:
-            block = np.zeros(len(spec.values) + spec.conditional)
-            block[spec.index(config[spec.name]) if spec.name in config else -1] = 1.0
-            blocks.append(block)
-        return np.concatenate(blocks)
 
     def to_string(self, arch: Config) -> str:
         """``name=value`` for each active choice, comma-separated, in the space's order."""
@@ -576,48 +542,41 @@ class Custom:
         one architecture."""
         return self._check(arch, drop_inactive=True)
 
-    def _indices(self, config: Config) -> tuple[int, ...]:
+    # -- the space as decisions (``DecisionVectorSpace`` builds the moves on these) ---------
+
+    def check(self, arch: object) -> Config:
+        """``arch`` as a valid Config of this space (a plain dict is accepted), or
+        InvalidArchError naming the choice that is wrong and what it accepts."""
+        return self._check(arch)
+
+    def _choices(self) -> tuple[int, ...]:
+        return self._option_counts
+
+    def _conditional(self) -> tuple[bool, ...]:
+        return self._conditional_flags
+
+    def _decision_names(self) -> tuple[str, ...]:
+        return tuple(repr(name) for name in self.names)
+
+    def _active(self, indices: Sequence[int]) -> tuple[bool, ...]:
+        """A choice is active when its conditions hold for the (active) values before it."""
+        assigned: dict[str, Value] = {}
+        mask = []
+        for spec, index in zip(self.specs, indices, strict=True):
+            on = self._is_active(spec, assigned)
+            if on:
+                assigned[spec.name] = spec.values[int(index)]
+            mask.append(on)
+        return tuple(mask)
+
+    def _encode(self, config: Config) -> tuple[int, ...]:
+        """One index per choice, parents first; 0 for an inactive choice."""
         return tuple(s.index(config[s.name]) if s.name in config else 0 for s in self.specs)
 
-    def _decode(self, sequence: Sequence[int]) -> Config:
-        if len(sequence) != len(self.specs):
-            raise InvalidArchError(
-                f"space {self.name!r} has {len(self.specs)} decisions, got {len(sequence)}"
-            )
-        picks = {}
-        for spec, index in zip(self.specs, sequence, strict=True):
-            if not 0 <= int(index) < len(spec.values):
-                raise InvalidArchError(
-                    f"decision {spec.name!r} has {len(spec.values)} options, got index {index}"
-                )
-            picks[spec.name] = spec.values[int(index)]
-        return self._complete(picks, _first)  # inactive choices' picks are dropped
-
-    def decisions(self) -> Decisions:
-        """One decision per choice, parents first; an inactive choice's decision is ignored
-        by ``decode`` (and encoded as 0), so every sequence decodes to a valid config."""
-        return Decisions(
-            choices=tuple(len(s.values) for s in self.specs),
-            decode=self._decode,
-            encode=lambda arch: self._indices(self._check(arch)),
-        )
-
-    def crossover(self, a: Config, b: Config, rng: np.random.Generator) -> Config:
-        """Uniform crossover, parents first: each active choice takes its value from a parent
-        (either, when both have it), or at random when neither parent has it active."""
-        first, second = self._check(a), self._check(b)
-
-        def pick(spec: _Spec) -> Value:
-            donors = [c[spec.name] for c in (first, second) if spec.name in c]
-            if not donors:
-                return spec.values[int(rng.integers(len(spec.values)))]
-            return donors[int(rng.integers(len(donors)))] if len(donors) > 1 else donors[0]
-
-        assigned: dict[str, Value] = {}
-        for spec in self.specs:
-            if self._active(spec, assigned):
-                assigned[spec.name] = pick(spec)
-        return Config(assigned)
+    def _decode(self, indices: tuple[int, ...]) -> Config:
+        """The active choices' values; an inactive choice's index is ignored."""
+        pairs = zip(self.specs, indices, strict=True)
+        return self._complete({spec.name: spec.values[int(i)] for spec, i in pairs}, _first)
 
     # -- size and enumeration ---------------------------------------------------------------
 
@@ -630,7 +589,7 @@ class Custom:
             if t == len(self.specs):
                 return 1
             spec, assigned = self.specs[t], dict(state)
-            if not self._active(spec, assigned):
+            if not self._is_active(spec, assigned):
                 return count(t + 1, state)
             if spec.name not in parents:
                 return len(spec.values) * count(t + 1, state)
@@ -653,7 +612,7 @@ class Custom:
             yield Config(assigned)
             return
         spec = self.specs[t]
-        if not self._active(spec, assigned):
+        if not self._is_active(spec, assigned):
             yield from self._walk(t + 1, assigned)
             return
         for value in spec.values:
@@ -668,6 +627,8 @@ class Custom:
         from torch import nn
 
         config = self._check(arch)
+        int_option(f"{self.name} network in_channels", in_channels)
+        int_option(f"{self.name} network num_classes", num_classes)
         if self._build is None:
             raise ConfigError(
                 f"space {self.name!r} has no build function, so it cannot make networks; pass "

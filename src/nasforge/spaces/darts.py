@@ -35,9 +35,11 @@ import torch.nn.functional as F
 from torch import nn
 
 import nasforge.nn.darts_ops  # noqa: F401  (registers the sep/dil convs in the op registry)
-from nasforge.errors import ConfigError, InvalidArchError, UnknownNameError
+from nasforge.errors import InvalidArchError, UnknownNameError
 from nasforge.nn.ops import FactorizedReduce, ReLUConvBN, make_op
 from nasforge.spaces.decisions import Decisions
+from nasforge.spaces.net_options import bool_option, fraction_option, int_option
+from nasforge.spaces.vector import checked_sequence, one_hot
 
 #: every DARTS op, in DARTS's PRIMITIVES order
 OPS: tuple[str, ...] = (
@@ -75,7 +77,9 @@ Cell = tuple[tuple[str, int], ...]
 
 def _check_cell(name: str, cell: object) -> Cell:
     """Freeze ``cell`` into a tuple of 8 (op, input) pairs or raise InvalidArchError."""
-    if isinstance(cell, str) or not isinstance(cell, Sequence):
+    if not isinstance(cell, tuple | list) and (
+        isinstance(cell, str) or not isinstance(cell, Sequence)
+    ):
         raise InvalidArchError(f"DARTS {name} cell must be a sequence of (op, input) pairs")
     if len(cell) != 2 * NUM_NODES:
         raise InvalidArchError(
@@ -84,7 +88,10 @@ def _check_cell(name: str, cell: object) -> Cell:
     out: list[tuple[str, int]] = []
     for position, entry in enumerate(cell):
         node = position // 2
-        if isinstance(entry, str) or not isinstance(entry, Sequence) or len(entry) != 2:
+        pair = isinstance(entry, tuple | list) or (
+            not isinstance(entry, str) and isinstance(entry, Sequence)
+        )
+        if not pair or len(entry) != 2:
             raise InvalidArchError(f"DARTS {name} cell entry {entry!r} is not an (op, input) pair")
         op, source = entry
         if op not in OPS:
@@ -406,12 +413,12 @@ class NetworkCIFAR(nn.Module):
 
 
 def _check_net(
-    C: int,
-    layers: int,
-    auxiliary: bool,
-    drop_path_prob: float,
-    in_channels: int,
-    num_classes: int,
+    C: object,
+    layers: object,
+    auxiliary: object,
+    drop_path_prob: object,
+    in_channels: object,
+    num_classes: object,
 ) -> None:
     for name, value in (
         ("C", C),
@@ -419,13 +426,9 @@ def _check_net(
         ("in_channels", in_channels),
         ("num_classes", num_classes),
     ):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-            raise ConfigError(f"DARTS network {name} must be an int >= 1, got {value!r}")
-    if not isinstance(auxiliary, bool | np.bool_):
-        raise ConfigError(f"DARTS network auxiliary must be True or False, got {auxiliary!r}")
-    ok = isinstance(drop_path_prob, int | float) and not isinstance(drop_path_prob, bool)
-    if not ok or not 0.0 <= drop_path_prob < 1.0:
-        raise ConfigError(f"DARTS drop_path_prob must be in [0, 1), got {drop_path_prob!r}")
+        int_option(f"DARTS network {name}", value)
+    bool_option("DARTS network auxiliary", auxiliary)
+    fraction_option("DARTS network drop_path_prob", drop_path_prob)
 
 
 def build(
@@ -513,9 +516,7 @@ class DartsSpace:
     search_size: ClassVar[dict[str, int]] = {"channels": 16, "cells": 8}
 
     def __init__(self, include_none: bool = False):
-        if not isinstance(include_none, bool | np.bool_):
-            raise ConfigError(f"include_none must be True or False, got {include_none!r}")
-        self.include_none = bool(include_none)
+        self.include_none = bool_option("DARTS space include_none", include_none)
         self.ops: tuple[str, ...] = OPS if self.include_none else SEARCH_OPS
         self._op_index = {op: i for i, op in enumerate(self.ops)}
 
@@ -552,16 +553,7 @@ class DartsSpace:
         return tuple(out)
 
     def _decode_decisions(self, seq: Sequence[int]) -> DartsArch:
-        choices = self._choices()
-        values = [int(v) for v in seq]
-        if len(values) != len(choices):
-            raise InvalidArchError(
-                f"a DARTS decision sequence has {len(choices)} entries, got {len(values)}"
-            )
-        for t, (value, n) in enumerate(zip(values, choices, strict=True)):
-            if not 0 <= value < n:
-                raise InvalidArchError(f"DARTS decision {t} is {value}; accepted: 0..{n - 1}")
-        stream = iter(values)
+        stream = iter(checked_sequence(self.name, seq, self._choices()))
         cells = []
         for _ in CELLS:
             cell: list[tuple[str, int]] = []
@@ -672,12 +664,7 @@ class DartsSpace:
         if kind == "index":
             return np.asarray(self._encode_decisions(arch), dtype=float)
         if kind == "onehot":
-            parts = []
-            for value, n in zip(self._encode_decisions(arch), self._choices(), strict=True):
-                block = np.zeros(n)
-                block[value] = 1.0
-                parts.append(block)
-            return np.concatenate(parts)
+            return one_hot(self._encode_decisions(arch), self._choices())
         if kind == "edges":
             out = np.zeros((len(CELLS), len(_EDGES), len(self.ops)))
             for c, name in enumerate(CELLS):

@@ -52,9 +52,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from nasforge.errors import ConfigError, InvalidArchError, UnknownNameError
+from nasforge.errors import InvalidArchError
 from nasforge.nn.blocks import ConvBNAct, DepthwiseSeparableConv, MBConv, SqueezeExcite
-from nasforge.spaces.decisions import Decisions
+from nasforge.spaces.net_options import fraction_option, int_option, optional_int_option
+from nasforge.spaces.vector import DecisionVectorSpace, checked_sequence
 
 BLOCKS: tuple[str, ...] = ("mbconv1", "mbconv3", "mbconv6", "dwsep", "conv")
 KERNELS: tuple[int, ...] = (3, 5, 7)
@@ -358,20 +359,13 @@ class MobileNetwork(nn.Module):
         return self.classifier(self.dropout(features))
 
 
-def _check_net(in_channels: int, num_classes: int, input_size: int | None, dropout: float) -> None:
-    for name, value in (("in_channels", in_channels), ("num_classes", num_classes)):
-        if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
-            raise ConfigError(f"mobile network {name} must be an int >= 1, got {value!r}")
-    if input_size is not None and (
-        not isinstance(input_size, int | np.integer)
-        or isinstance(input_size, bool)
-        or input_size < 1
-    ):
-        raise ConfigError(
-            f"mobile network input_size must be None or an int >= 1, got {input_size!r}"
-        )
-    if not isinstance(dropout, int | float) or not 0.0 <= dropout < 1.0:
-        raise ConfigError(f"mobile network dropout must be in [0, 1), got {dropout!r}")
+def _check_net(
+    in_channels: object, num_classes: object, input_size: object, dropout: object
+) -> None:
+    int_option("mobile network in_channels", in_channels)
+    int_option("mobile network num_classes", num_classes)
+    optional_int_option("mobile network input_size", input_size)
+    fraction_option("mobile network dropout", dropout)
 
 
 def build(
@@ -452,12 +446,11 @@ def encode_indices(arch: MobileArch) -> tuple[int, ...]:
 
 
 def decode_indices(indices: Sequence[int]) -> MobileArch:
-    """The arch for any sequence of decision indices (every sequence is valid)."""
-    if len(indices) != len(_CHOICES):
-        raise InvalidArchError(f"a mobile arch has {len(_CHOICES)} decisions, got {len(indices)}")
-    for position, (index, count) in enumerate(zip(indices, _CHOICES, strict=True)):
-        if not 0 <= int(index) < count:
-            raise InvalidArchError(f"decision {position} is {index}; accepted: 0..{count - 1}")
+    """The arch for any sequence of decision indices (every in-range sequence is valid)."""
+    return _from_indices(checked_sequence("mobile", indices, _CHOICES))
+
+
+def _from_indices(indices: Sequence[int]) -> MobileArch:
     stages = tuple(
         MobileStage.from_indices(indices[1 + s * _PER_STAGE : 1 + (s + 1) * _PER_STAGE])
         for s in range(NUM_STAGES)
@@ -480,57 +473,38 @@ def canonical(arch: MobileArch) -> MobileArch:
     return MobileArch(tuple(stages), arch.width)
 
 
-class MobileSpace:
-    """MnasNet-style factorized hierarchical space on MobileNetV2 (architectures: MobileArch)."""
+class MobileSpace(DecisionVectorSpace):
+    """MnasNet-style factorized hierarchical space on MobileNetV2 (architectures: MobileArch).
+
+    36 decisions: the width (4 options), then per stage block (5), kernel (3), SE (2), skip (2)
+    and layer delta (3); every sequence decodes to a valid arch. ``DecisionVectorSpace`` gives
+    the moves: ``sample`` draws each decision uniformly; ``mutate`` changes one decision,
+    redrawn until the network changes (not just to a ``canonical`` twin); ``neighbours`` are the
+    single-decision changes, one per canonical class (at most 73); ``onehot`` is 109 floats;
+    ``crossover`` takes the width, and each stage's five choices together, from either parent.
+    """
 
     name = "mobile"
     #: width and depth are part of the architecture: no generic size knobs
     size_options: ClassVar[dict[str, str | None]] = {"channels": None, "cells": None}
 
-    def sample(self, rng: np.random.Generator) -> MobileArch:
-        """Each of the 36 decisions independently uniform."""
-        return decode_indices([int(rng.integers(c)) for c in _CHOICES])
+    def _choices(self) -> tuple[int, ...]:
+        return _CHOICES
 
-    def mutate(self, arch: MobileArch, rng: np.random.Generator) -> MobileArch:
-        """Change one random decision (a stage choice or the width) to another random option;
-        redrawn until the network changes (not just to a ``canonical`` twin)."""
-        indices, key = list(encode_indices(arch)), canonical(arch)
-        while True:
-            position = int(rng.integers(len(_CHOICES)))
-            value = int(rng.integers(_CHOICES[position] - 1))
-            child = indices.copy()
-            child[position] = value + (value >= indices[position])
-            mutant = decode_indices(child)
-            if canonical(mutant) != key:
-                return mutant
+    def _encode(self, arch: MobileArch) -> tuple[int, ...]:
+        return encode_indices(arch)
 
-    def neighbours(self, arch: MobileArch) -> list[MobileArch]:
-        """Every single-decision change that gives a different network (one per canonical
-        class), decision by decision, options in order: at most 73."""
-        indices, seen = encode_indices(arch), {canonical(arch)}
-        out = []
-        for position, count in enumerate(_CHOICES):
-            for value in range(count):
-                if value == indices[position]:
-                    continue
-                child = decode_indices((*indices[:position], value, *indices[position + 1 :]))
-                key = canonical(child)
-                if key not in seen:
-                    seen.add(key)
-                    out.append(child)
-        return out
+    def _decode(self, indices: tuple[int, ...]) -> MobileArch:
+        return _from_indices(indices)
 
-    def encode(self, arch: MobileArch, kind: str = "onehot") -> np.ndarray:
-        """``index``: the 36 decision indices; ``onehot``: 109 floats, one-hot per decision."""
-        indices = encode_indices(arch)
-        if kind == "index":
-            return np.asarray(indices, dtype=float)
-        if kind == "onehot":
-            out = np.zeros(sum(_CHOICES))
-            offsets = np.concatenate([[0], np.cumsum(_CHOICES)[:-1]])
-            out[offsets + np.asarray(indices)] = 1.0
-            return out
-        raise UnknownNameError("encoding", kind, ENCODINGS)
+    def check(self, arch: object) -> MobileArch:
+        return _check(arch)
+
+    def _genes(self) -> tuple[tuple[int, ...], ...]:
+        stages = tuple(
+            tuple(range(1 + s * _PER_STAGE, 1 + (s + 1) * _PER_STAGE)) for s in range(NUM_STAGES)
+        )
+        return ((0,), *stages)
 
     def to_string(self, arch: MobileArch) -> str:
         return to_string(arch)
@@ -540,18 +514,6 @@ class MobileSpace:
 
     def canonical(self, arch: MobileArch) -> MobileArch:
         return canonical(arch)
-
-    def decisions(self) -> Decisions:
-        """36 decisions: width (4 options), then per stage block (5), kernel (3), SE (2),
-        skip (2), layer delta (3). Every sequence decodes to a valid arch."""
-        return Decisions(choices=_CHOICES, decode=decode_indices, encode=encode_indices)
-
-    def crossover(self, a: MobileArch, b: MobileArch, rng: np.random.Generator) -> MobileArch:
-        """Uniform crossover: each stage's choices, and the width, from either parent."""
-        take_a = rng.random(NUM_STAGES + 1) < 0.5
-        pairs = zip(_check(a).stages, _check(b).stages, take_a[1:], strict=True)
-        stages = tuple(x if first else y for x, y, first in pairs)
-        return MobileArch(stages, a.width if take_a[0] else b.width)
 
     #: the module functions, so the signature (keywords and defaults) is stated once
     build = staticmethod(build)

@@ -59,6 +59,8 @@ from nasforge.nn.blocks import AsymmetricConv
 from nasforge.nn.darts_ops import DilConv, SepConv
 from nasforge.nn.ops import FactorizedReduce, ReLUConvBN
 from nasforge.spaces.decisions import Decisions
+from nasforge.spaces.net_options import int_option
+from nasforge.spaces.vector import checked_sequence, one_hot
 
 #: NASNet's op list, in the paper's order.
 OPS: tuple[str, ...] = (
@@ -352,11 +354,11 @@ class NASNetNetwork(nn.Module):
         return self.classifier(self.head(prev))
 
 
-def _check_net(C: int, N: int, in_channels: int, num_classes: int) -> None:
-    limits = (("C", C, 1), ("N", N, 0), ("in_channels", in_channels, 1))
-    for name, value, low in (*limits, ("num_classes", num_classes, 1)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-            raise ConfigError(f"NASNet network {name} must be an int >= {low}, got {value!r}")
+def _check_net(C: object, N: object, in_channels: object, num_classes: object) -> None:
+    int_option("NASNet network C", C)
+    int_option("NASNet network N", N, low=0)
+    int_option("NASNet network in_channels", in_channels)
+    int_option("NASNet network num_classes", num_classes)
 
 
 @functools.cache
@@ -410,8 +412,7 @@ class NASNetSpace:
     size_options: ClassVar[dict[str, str | None]] = {"channels": "C", "cells": "N"}
 
     def __init__(self, blocks: int = 5, ops: Sequence[str] = OPS, tied: bool = False):
-        if isinstance(blocks, bool) or not isinstance(blocks, int | np.integer) or blocks < 1:
-            raise ConfigError(f"NASNet blocks must be an int >= 1, got {blocks!r}")
+        blocks = int_option("NASNet blocks", blocks)
         if isinstance(ops, str):
             raise ConfigError(f"NASNet ops must be a sequence of op names from: {', '.join(OPS)}")
         ops = tuple(ops)
@@ -430,9 +431,6 @@ class NASNetSpace:
             for position in range(self.blocks)
         ]
         self._cells_per_arch = 1 if self.tied else 2
-        choices = self._choices()
-        self._offsets = np.concatenate([[0], np.cumsum(choices)[:-1]]).astype(int)
-        self._width = int(sum(choices))
 
     # --- validation -----------------------------------------------------------------------
 
@@ -569,15 +567,7 @@ class NASNetSpace:
         return (block.input1, block.input2, *ops, combiner)
 
     def _decode(self, sequence: Sequence[int]) -> NASNetArch:
-        choices = self._choices()
-        if len(sequence) != len(choices):
-            raise InvalidArchError(
-                f"a NASNet decision sequence has {len(choices)} entries, got {len(sequence)}"
-            )
-        for t, (value, n) in enumerate(zip(sequence, choices, strict=True)):
-            if not 0 <= int(value) < n:
-                raise InvalidArchError(f"decision {t} must be in 0..{n - 1}, got {value!r}")
-        values = [int(v) for v in sequence]
+        values = checked_sequence(self.name, sequence, self._choices())
         cells = []
         for c in range(self._cells_per_arch):
             cell = []
@@ -622,17 +612,14 @@ class NASNetSpace:
         if kind not in ("onehot", "index"):
             raise UnknownNameError("encoding", kind, ENCODINGS)
         per_cell = self.blocks * len(BLOCK_DECISIONS)
-        index = np.full(len(self._offsets), -1, dtype=int)
+        index = np.full(len(self._choices()), -1, dtype=int)
         for c, cell in enumerate(self._cells(arch)):
             start = c * per_cell
             values = [v for block in cell for v in self._block_indices(block)]
             index[start : start + len(values)] = values
         if kind == "index":
             return index.astype(float)
-        out = np.zeros(self._width)
-        present = index >= 0
-        out[self._offsets[present] + index[present]] = 1.0
-        return out
+        return one_hot(index, self._choices())
 
     def _block_features(self, cell: Sequence[NASNetBlock]) -> np.ndarray:
         n_ops = len(self.ops)

@@ -43,8 +43,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from nasforge.errors import ConfigError, InvalidArchError, UnknownNameError
+from nasforge.errors import InvalidArchError, UnknownNameError
 from nasforge.spaces.decisions import Decisions
+from nasforge.spaces.net_options import int_option
+from nasforge.spaces.vector import one_hot
 
 INPUT, OUTPUT = "input", "output"
 #: interior ops, in the benchmark's ``available_ops`` order (its hash labels them 0, 1, 2)
@@ -56,6 +58,8 @@ EDGE_SLOTS: tuple[tuple[int, int], ...] = tuple(
     (i, j) for i in range(MAX_VERTICES) for j in range(i + 1, MAX_VERTICES)
 )
 NUM_OP_SLOTS = MAX_VERTICES - 2
+#: options of each decision: an edge bit per slot, then an op per interior vertex
+_DECISION_CHOICES: tuple[int, ...] = (2,) * len(EDGE_SLOTS) + (len(OPS),) * NUM_OP_SLOTS
 ENCODINGS: tuple[str, ...] = ("onehot", "index", "adjacency", "path")
 
 _OP_INDEX = {op: i for i, op in enumerate(OPS)}
@@ -563,19 +567,18 @@ class NB101Network(nn.Module):
 
 
 def _check_net(
-    stem_channels: int, stacks: int, cells_per_stack: int, in_channels: int, num_classes: int
+    stem_channels: object,
+    stacks: object,
+    cells_per_stack: object,
+    in_channels: object,
+    num_classes: object,
 ) -> None:
-    limits = (
-        # the output may concatenate 5 vertices, each needs at least one channel
-        ("stem_channels", stem_channels, NUM_OP_SLOTS),
-        ("stacks", stacks, 1),
-        ("cells_per_stack", cells_per_stack, 1),
-        ("in_channels", in_channels, 1),
-        ("num_classes", num_classes, 1),
-    )
-    for name, value, low in limits:
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-            raise ConfigError(f"NB101 network {name} must be an int >= {low}, got {value!r}")
+    # the output may concatenate 5 vertices, each needs at least one channel
+    int_option("NB101 network stem_channels", stem_channels, low=NUM_OP_SLOTS)
+    int_option("NB101 network stacks", stacks)
+    int_option("NB101 network cells_per_stack", cells_per_stack)
+    int_option("NB101 network in_channels", in_channels)
+    int_option("NB101 network num_classes", num_classes)
 
 
 def build(
@@ -740,10 +743,7 @@ class NB101Space:
         if kind == "index":
             return np.asarray(indices, dtype=float)
         if kind == "onehot":
-            sizes = (2,) * len(EDGE_SLOTS) + (len(OPS),) * NUM_OP_SLOTS
-            out = np.zeros(sum(sizes))
-            out[np.cumsum((0, *sizes[:-1])) + np.asarray(indices)] = 1.0
-            return out
+            return one_hot(indices, _DECISION_CHOICES)
         raise UnknownNameError("encoding", kind, ENCODINGS)
 
     def to_string(self, arch: NB101Arch) -> str:
@@ -767,7 +767,7 @@ class NB101Space:
         sequence decodes to a valid cell (``repair``), and a 7-vertex cell round-trips exactly
         (smaller cells come back as an isomorphic 7 x 7 genotype)."""
         return Decisions(
-            choices=(2,) * len(EDGE_SLOTS) + (len(OPS),) * NUM_OP_SLOTS,
+            choices=_DECISION_CHOICES,
             decode=decode_decisions,
             encode=encode_decisions,
         )

@@ -20,9 +20,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from nasforge.errors import ConfigError, InvalidArchError, UnknownNameError
+from nasforge.errors import InvalidArchError
 from nasforge.nn.ops import ResNetBasicBlock, make_op
-from nasforge.spaces.decisions import Decisions
+from nasforge.spaces.net_options import int_option
+from nasforge.spaces.vector import DecisionVectorSpace
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 #: (source, target) of each edge, in the order of the benchmark's string.
@@ -34,6 +35,7 @@ _OP_INDEX = {op: i for i, op in enumerate(OPS)}
 _KERNEL = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
 _EXPECTED = "expected '|op~0|+|op~0|op~1|+|op~0|op~1|op~2|' with op in " + ", ".join(OPS)
 _ZERO = "#"
+_CHOICES: tuple[int, ...] = (len(OPS),) * len(EDGES)
 
 
 @dataclass(frozen=True)
@@ -211,11 +213,11 @@ class NB201Network(nn.Module):
         return self.classifier(features.flatten(1))
 
 
-def _check_net(C: int, N: int, in_channels: int, num_classes: int) -> None:
-    limits = (("C", C, 1), ("N", N, 0), ("in_channels", in_channels, 1))
-    for name, value, low in (*limits, ("num_classes", num_classes, 1)):
-        if not isinstance(value, int | np.integer) or value < low:
-            raise ConfigError(f"NB201 network {name} must be an int >= {low}, got {value!r}")
+def _check_net(C: object, N: object, in_channels: object, num_classes: object) -> None:
+    int_option("NB201 network C", C)
+    int_option("NB201 network N", N, low=0)
+    int_option("NB201 network in_channels", in_channels)
+    int_option("NB201 network num_classes", num_classes)
 
 
 def build(
@@ -274,51 +276,41 @@ def _path_encoding(indices: Sequence[int]) -> np.ndarray:
     return bits
 
 
-class NB201Space:
-    """NAS-Bench-201 as a SearchSpace: architectures are NB201Arch values."""
+class NB201Space(DecisionVectorSpace):
+    """NAS-Bench-201 as a SearchSpace: architectures are NB201Arch values, six decisions of
+    five options (one op per edge, in ``EDGES`` order).
+
+    ``DecisionVectorSpace`` gives the moves: ``sample`` is uniform over all 15,625 cells;
+    ``mutate`` changes one edge's op (Real et al. 2019; NB201's REA), redrawn while the child is
+    in the parent's class of the benchmark's partition (``canonical``); ``neighbours`` are the
+    one edge-op changes, edge by edge and ops in ``OPS`` order, the first of each class only (at
+    most 24); ``crossover`` takes each edge's op from either parent; ``onehot`` is 30 floats (5
+    per edge in ``OPS`` order), ``index`` the 6 op indices, and ``path`` is this space's own.
+    """
 
     name = "nb201"
+    encodings: ClassVar[tuple[str, ...]] = ENCODINGS
     #: the CLI's generic --channels/--cells knobs, as ``build`` keywords
     size_options: ClassVar[dict[str, str | None]] = {"channels": "C", "cells": "N"}
     #: the proxy network of a low-fidelity search (C=8, one cell per stage): about 20 times
     #: cheaper than the benchmark's C=16 N=5, so a CPU search of a dozen cells takes minutes
     search_size: ClassVar[dict[str, int]] = {"channels": 8, "cells": 1}
 
-    def sample(self, rng: np.random.Generator) -> NB201Arch:
-        """Uniform over all 15,625 cells (each edge's op independently uniform)."""
-        return NB201Arch.from_indices(rng.integers(0, len(OPS), size=len(EDGES)))
+    def _choices(self) -> tuple[int, ...]:
+        return _CHOICES
 
-    def mutate(self, arch: NB201Arch, rng: np.random.Generator) -> NB201Arch:
-        """Change one random edge to a different random op (Real et al. 2019; NB201's REA)."""
-        ops = list(_check(arch).ops)
-        edge = int(rng.integers(len(EDGES)))
-        choices = [op for op in OPS if op != ops[edge]]
-        ops[edge] = choices[int(rng.integers(len(choices)))]
-        return NB201Arch(tuple(ops))
+    def _encode(self, arch: NB201Arch) -> tuple[int, ...]:
+        return arch.indices
 
-    def neighbours(self, arch: NB201Arch) -> list[NB201Arch]:
-        """The 24 cells one edge-op change away: edge by edge, ops in ``OPS`` order."""
-        ops = _check(arch).ops
-        return [
-            NB201Arch((*ops[:edge], op, *ops[edge + 1 :]))
-            for edge in range(len(EDGES))
-            for op in OPS
-            if op != ops[edge]
-        ]
+    def _decode(self, indices: tuple[int, ...]) -> NB201Arch:
+        return NB201Arch.from_indices(indices)
 
-    def encode(self, arch: NB201Arch, kind: str = "onehot") -> np.ndarray:
-        """``onehot``: 30 floats, 5 per edge in ``OPS`` order; ``index``: the 6 op indices;
-        ``path``: 180 bits, one per input->output sequence of ops (see ``_path_encoding``)."""
-        indices = np.asarray(_check(arch).indices)
-        if kind == "path":
-            return _path_encoding(indices)
-        if kind == "onehot":
-            out = np.zeros((len(EDGES), len(OPS)))
-            out[np.arange(len(EDGES)), indices] = 1.0
-            return out.ravel()
-        if kind == "index":
-            return indices.astype(float)
-        raise UnknownNameError("encoding", kind, ENCODINGS)
+    def check(self, arch: object) -> NB201Arch:
+        return _check(arch)
+
+    def _encode_extra(self, arch: NB201Arch, kind: str) -> np.ndarray:
+        """``path``: 180 bits, one per input->output sequence of ops (see ``_path_encoding``)."""
+        return _path_encoding(arch.indices)
 
     def to_string(self, arch: NB201Arch) -> str:
         return to_string(arch)
@@ -336,20 +328,6 @@ class NB201Space:
         as different all-zero cells; we keep its partition so results line up with its tables.
         """
         return _representatives()[canonical_key(arch)]
-
-    def decisions(self) -> Decisions:
-        """Six categorical decisions (one op per edge, in ``EDGES`` order) of five options."""
-        return Decisions(
-            choices=(len(OPS),) * len(EDGES),
-            decode=NB201Arch.from_indices,
-            encode=lambda arch: _check(arch).indices,
-        )
-
-    def crossover(self, a: NB201Arch, b: NB201Arch, rng: np.random.Generator) -> NB201Arch:
-        """Uniform crossover: each edge's op comes from either parent with equal probability."""
-        take_a = rng.random(len(EDGES)) < 0.5
-        pairs = zip(_check(a).ops, _check(b).ops, take_a, strict=True)
-        return NB201Arch(tuple(x if first else y for x, y, first in pairs))
 
     def size(self) -> int:
         return len(OPS) ** len(EDGES)
