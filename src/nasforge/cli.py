@@ -11,12 +11,14 @@ import argparse
 import json
 import os
 import sys
+import traceback
+import warnings
 from pathlib import Path
 from typing import Any, NoReturn
 
 from nasforge import factory
 from nasforge.config import RunConfig, parse_options, stored_config
-from nasforge.errors import ConfigError, NasforgeError
+from nasforge.errors import ConfigError, NasforgeError, NasforgeWarning
 from nasforge.pipeline import DEFAULT_STORE, finish
 from nasforge.runconfig import build_experiment, make_estimator, make_space
 
@@ -81,11 +83,25 @@ def fraction(text: str) -> float:
     return value
 
 
+def run_name(text: str) -> str:
+    from nasforge.names import check_run_name
+
+    try:
+        return check_run_name(text)
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def build_parser() -> Parser:
     parser = Parser(
         prog="nasforge",
         description="Neural architecture search: pick a search space, a search strategy and a "
         "performance estimator, and search.",
+    )
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="on an error, show its traceback too (accepted anywhere on the command line)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
@@ -316,7 +332,12 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
         help="SQLite file or postgresql:// URL to record the run in (default with real "
         f"training: {DEFAULT_STORE})",
     )
-    where.add_argument("--name", default=None, help="run name in the store (default: a timestamp)")
+    where.add_argument(
+        "--name",
+        type=run_name,
+        default=None,
+        help="run name in the store: letters, digits, '.', '_', '-' (default: a timestamp)",
+    )
     where.add_argument("--data-dir", default=None, help="data folder (else NASFORGE_DATA)")
     where.add_argument("--artifacts", default=None, metavar="DIR", help=ARTIFACTS_HELP)
     add_train_arguments(p, epochs=2, subset=0.1)
@@ -698,11 +719,36 @@ COMMANDS = {
 }
 
 
+def _one_line_warnings(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """nasforge's own advice as one ``nasforge: warning:`` line; other warnings as Python
+    prints them."""
+    if issubclass(category, NasforgeWarning):
+        sys.stderr.write(f"nasforge: warning: {message}\n")
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
+_python_showwarning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --debug may stand anywhere: a user adds it to the command that failed
+    debug = "--debug" in argv
+    args = build_parser().parse_args([a for a in argv if a != "--debug"])
+    warnings.showwarning = _one_line_warnings
     try:
         COMMANDS[args.command](args)
     except NasforgeError as err:
+        if debug:
+            traceback.print_exception(err)
         fail(str(err))
     except BrokenPipeError:  # the reader went away (e.g. `nasforge show ... | head`)
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 -- silence the flush at exit

@@ -47,3 +47,12 @@ class TrainingDiverged(NasforgeError):
 
     #: a search goes on after a diverged trial (see `executors.base.run_job`)
     fatal_to_search = False
+
+
+class NasforgeWarning(UserWarning):
+    """Advice about a setting that works but is likely not what the user wants; the CLI prints
+    it as one ``nasforge: warning: ...`` line."""
+
+
+class FewStepsWarning(NasforgeWarning):
+    """A training recipe with too few optimisation steps to tell architectures apart."""

@@ -29,6 +29,7 @@ from nasforge.estimators.base import Estimator
 from nasforge.executors.base import Executor, Job, Outcome
 from nasforge.executors.inprocess import InProcessExecutor
 from nasforge.history import History, Trial
+from nasforge.names import check_run_name
 from nasforge.replay import replay
 from nasforge.report.progress import Progress
 from nasforge.runlog import (
@@ -84,6 +85,8 @@ class Experiment:
         self.window = window or self.executor.slots
         if resume and (store is None or name is None):
             raise ConfigError("resume needs a store and the name of the run to continue")
+        if name is not None and not resume:  # before the store is opened: nothing written
+            check_run_name(name)
         if store is not None and not isinstance(store, Store):
             store = Store(store)
         self.store = store

@@ -100,3 +100,15 @@ def test_enough_steps_do_not_warn() -> None:
         warnings.simplefilter("error", FewStepsWarning)
         train = Train(NB201Space(), load_dataset("digits"), epochs=2, subset=1.0, batch_size=32)
     assert train.steps_per_trial >= MIN_USEFUL_STEPS
+
+
+def test_the_cli_prints_the_advice_as_one_warning_line(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "nasforge.cli", "search", "--dataset", "digits"]
+    command += ["--budget", "1", "--workers", "1", "--search-only"]
+    command += ["--store", str(tmp_path / "w.db"), "--name", "few"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    advice = [ln for ln in done.stderr.splitlines() if ln.startswith("nasforge: warning: ")]
+    assert len(advice) == 1, done.stderr[-2000:]
+    assert "SGD step" in advice[0] and "--subset (now 0.1)" in advice[0]
+    assert "FewStepsWarning" not in done.stderr  # no Python warning format

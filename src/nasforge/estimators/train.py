@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from nasforge.core import Candidate, Result, SearchContext
 from nasforge.data.augment import Augmentation
 from nasforge.data.datasets import ImageDataset, split_train_val
-from nasforge.errors import ConfigError, TrainingDiverged
+from nasforge.errors import ConfigError, FewStepsWarning, TrainingDiverged
 from nasforge.estimators.base import EstimatorBase, EstimatorCapabilities
 from nasforge.estimators.early_stopping import Stopper
 from nasforge.spaces.base import SearchSpace
@@ -41,10 +41,6 @@ _DATASET_KEYS = ("in_channels", "num_classes")
 #: Fewer SGD steps than this per trial leave most networks near chance level, so a search would
 #: rank noise (digits at the CLI's 10 % subset: 2 epochs of ~130 images, 2-4 steps).
 MIN_USEFUL_STEPS = 50
-
-
-class FewStepsWarning(UserWarning):
-    """A training recipe with too few optimisation steps to tell architectures apart."""
 
 
 #: Seed offset of the augmentation's generator, so turning augmentation on leaves the batch

@@ -23,6 +23,7 @@ from typing import Any
 
 from nasforge.core import Result
 from nasforge.errors import ConfigError
+from nasforge.names import check_run_name
 from nasforge.store.dialects import Dialect, dialect_for, one_line
 from nasforge.store.records import RUN_STATES, StoredRun, StoredTrial
 from nasforge.store.urls import ACCEPTED, StoreURL
@@ -178,6 +179,7 @@ class Store:
     # runs -----------------------------------------------------------------------------------
 
     def create_run(self, name: str, config: dict[str, Any]) -> StoredRun:
+        check_run_name(name)  # a name becomes part of file paths (log, artifacts)
         now = time.time()
         params = (name, json.dumps(config), now, now, socket.gethostname(), os.getpid())
         try:
