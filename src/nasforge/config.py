@@ -25,6 +25,7 @@ from typing import Any
 
 from nasforge import factory
 from nasforge.errors import ConfigError
+from nasforge.spaces.source import fingerprint
 
 #: The version `RunConfig.to_json` writes.
 CONFIG_VERSION = 2
@@ -48,6 +49,8 @@ class SearchPart:
     table_objective: str = "val_acc"
     table_report: str = "test_acc"
     table_cost: str | None = None
+    #: SHA-256 of a ``FILE.py:NAME`` space's file when the run was created (`spaces.source`)
+    space_sha256: str | None = None
 
     def __post_init__(self) -> None:
         if self.estimator not in factory.ESTIMATORS:
@@ -175,6 +178,8 @@ class RunConfig:
             "benchmark" if s.get("table") or s.get("hardware") else "train"
         )
         s["estimator"] = estimator
+        if "space_sha256" not in s:
+            s["space_sha256"] = fingerprint(s.get("space", SearchPart.space))
         training = estimator == "train"
         s.setdefault("dataset", default_dataset(estimator))
         if "budget" not in s and "budget_seconds" not in s:

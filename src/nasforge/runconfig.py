@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from nasforge import factory
 from nasforge.config import RunConfig
 from nasforge.errors import ConfigError
+from nasforge.spaces.source import check_unchanged
 
 if TYPE_CHECKING:
     from nasforge.experiment import Budget
@@ -71,6 +72,7 @@ def build_experiment(
 def make_space(cfg: RunConfig) -> Any:
     """The configuration's space, made for its dataset's image size (real training only)."""
     search = cfg.search
+    check_unchanged(search.space, search.space_sha256)
     size = factory.image_size_of(search.dataset) if search.training else None
     return factory.make_space(search.space, size)
 

@@ -29,7 +29,6 @@ declared in a user's file; ``nasforge search --space examples/custom_space.py:sp
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib
 import importlib.util
 import math
@@ -718,12 +717,6 @@ def _where_in(err: BaseException, path: Path | None) -> str:
         if mine and not frame.filename.endswith(str(Path("nasforge", "spaces", "custom.py"))):
             place = f"{frame.filename}:{frame.lineno}"
     return place
-
-
-def source_sha256(path: str | Path) -> str:
-    """SHA-256 of a user's space file: recorded with a run so that ``resume``, ``train-final``
-    and ``export`` can refuse a file that changed since (it would break the exact replay)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _module_by_name(module_name: str, spec: str) -> Any:
