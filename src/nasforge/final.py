@@ -196,7 +196,7 @@ def top_architectures(space: Any, trials: list[StoredTrial], k: int) -> list[dic
         if trial.state != "complete" or trial.result is None:
             continue
         arch = space.from_string(trial.arch)
-        key = space.canonical(arch) if hasattr(space, "canonical") else trial.arch
+        key = space.canonical(arch)  # isomorphic cells, or a user space's declared twins
         groups.setdefault(key, []).append(trial)
     chosen = []
     for group in groups.values():

@@ -189,9 +189,10 @@ class TabularBenchmark(EstimatorBase):
                 arch = _parsed(file, line, space, cell[ARCH_COLUMN])
             key = space.canonical(arch)
             if key in rows:
+                twin = "" if key == arch else " (its canonical form: the space declares them twins)"
                 raise DataFormatError(
                     f"{file}: line {line}: configuration {space.to_string(key)!r} is already "
-                    f"on line {rows[key].line}; each configuration needs exactly one row"
+                    f"on line {rows[key].line}{twin}; each configuration needs exactly one row"
                 )
             values = {c: _number(file, line, c, cell[c]) for c in wanted}
             for column, what in ((objective, "the objective"), (cost, "the cost")):

@@ -345,6 +345,9 @@ def _normalise_when(spec: _Spec, specs: dict[str, _Spec]) -> _Spec:
 
 #: ``build(config, *, in_channels, num_classes, **net) -> nn.Module``
 BuildFunction = Callable[..., "nn.Module"]
+#: ``canonical(config) -> config``: one representative of the configurations that are the
+#: same network
+CanonicalFunction = Callable[["Config"], Mapping[str, object]]
 
 
 class Custom(DecisionVectorSpace):
@@ -373,6 +376,7 @@ class Custom(DecisionVectorSpace):
         *,
         name: str = "custom",
         size_options: Mapping[str, str | None] | None = None,
+        canonical: CanonicalFunction | None = None,
     ):
         if not isinstance(choices, Mapping) or not choices:
             raise ConfigError(
@@ -386,6 +390,12 @@ class Custom(DecisionVectorSpace):
             )
         if not isinstance(name, str) or not name:
             raise ConfigError(f"space name must be a non-empty str, got {name!r}")
+        if canonical is not None and not callable(canonical):
+            raise ConfigError(
+                f"canonical must be a function (config) -> config that maps equivalent "
+                f"configurations to one of them, got {canonical!r}"
+            )
+        self._canonical = canonical
         specs = {n: _spec(n, declared) for n, declared in choices.items()}
         ordered = _order(specs)
         self.specs: tuple[_Spec, ...] = tuple(_normalise_when(s, specs) for s in ordered)
@@ -536,10 +546,36 @@ class Custom(DecisionVectorSpace):
             raise InvalidArchError(f"invalid configuration {text!r}: {err}") from None
 
     def canonical(self, arch: Config) -> Config:
-        """The configuration itself (named choices have no isomorphisms), with any inactive
-        choice dropped, so ``{"block": "pool", "kernel": 3}`` and ``{"block": "pool"}`` are
-        one architecture."""
-        return self._check(arch, drop_inactive=True)
+        """One representative per network: the configuration with any inactive choice dropped
+        (``{"block": "pool", "kernel": 3}`` and ``{"block": "pool"}`` are one architecture),
+        then the user's ``canonical=`` function, if given, which declares twins (an identity
+        layer placed anywhere within a stage, say). Strategies skip twins of what they have
+        proposed, ``mutate``/``neighbours`` never return one, and a table keys its rows by it.
+
+        The function's result must be a valid configuration, and a fixed point (its own
+        canonical form); both are checked here, so a wrong hook is a clear error instead of
+        a search that silently revisits networks."""
+        plain = self._check(arch, drop_inactive=True)
+        if self._canonical is None:
+            return plain
+        once = self._user_canonical(plain)
+        if self._user_canonical(once) != once:
+            raise ConfigError(
+                f"space {self.name!r}: canonical= is not a fixed point: it maps {dict(plain)} to "
+                f"{dict(once)}, and that to {dict(self._user_canonical(once))}; it must return "
+                "one representative that it maps to itself"
+            )
+        return once
+
+    def _user_canonical(self, config: Config) -> Config:
+        returned = self._canonical(config)  # type: ignore[misc]
+        try:
+            return self._check(Config(returned), drop_inactive=True)
+        except InvalidArchError as err:
+            raise ConfigError(
+                f"space {self.name!r}: canonical= returned {returned!r} for {dict(config)}, "
+                f"which is not a configuration of the space ({err})"
+            ) from None
 
     # -- the space as decisions (``DecisionVectorSpace`` builds the moves on these) ---------
 
