@@ -139,6 +139,7 @@ def build_parser() -> Parser:
         help=f"comma-separated, from: {', '.join(factory.STRATEGIES)}, or all "
         "(random is always added)",
     )
+    add_table_arguments(bench)
     bench.add_argument("--seeds", type=positive_int, default=100, help="runs per strategy")
     bench.add_argument(
         "--budget", type=positive_int, default=None, help="evaluations per run (default 100)"
@@ -225,20 +226,7 @@ def add_estimator_arguments(
         help=f"benchmark: {', '.join(factory.BENCHMARK_DATASETS)} (default cifar10); "
         f"train: {', '.join(factory.TRAIN_DATASETS)} (default fashion-mnist)",
     )
-    what.add_argument(
-        "--table",
-        default=None,
-        metavar="FILE.csv",
-        help="with --estimator benchmark: your own tabular benchmark, one row per architecture "
-        "(columns: the space's choices, or 'arch', plus metrics); docs/custom_spaces.md",
-    )
-    what.add_argument("--table-objective", default="val_acc", help="--table column to maximise")
-    what.add_argument(
-        "--table-report", default="test_acc", help="--table report-only columns, comma-separated"
-    )
-    what.add_argument(
-        "--table-cost", default=None, help="--table column of simulated training seconds"
-    )
+    add_table_arguments(what)
     what.add_argument(
         "--hardware",
         default=None,
@@ -248,6 +236,43 @@ def add_estimator_arguments(
         "cifar100|ninapro|darcy)",
     )
     return what
+
+
+def add_table_arguments(what: Any) -> None:
+    """``--table`` and its column roles (search, evaluate and benchmark share them)."""
+    what.add_argument(
+        "--table",
+        default=None,
+        metavar="FILE.csv",
+        help="with --estimator benchmark: your own tabular benchmark, one row per architecture "
+        "(columns: the space's choices, or 'arch', plus metrics); docs/custom_spaces.md",
+    )
+    what.add_argument(
+        "--table-objective",
+        default="val_acc",
+        metavar="COLUMN",
+        help="--table column the search maximises (default val_acc)",
+    )
+    what.add_argument(
+        "--table-report",
+        default=None,
+        metavar="COLUMN[,COLUMN]",
+        help="--table report-only columns, never shown to the strategy (default test_acc when "
+        "the table has it, else none; '' for none: a table with a single accuracy column)",
+    )
+    what.add_argument(
+        "--table-cost",
+        default=None,
+        metavar="COLUMN",
+        help="--table column of simulated training seconds (default none: no --budget-seconds)",
+    )
+    what.add_argument(
+        "--table-missing",
+        default="error",
+        choices=("error", "fail"),
+        help="a configuration the table lacks: error stops the run (default), fail makes it a "
+        "failed trial and the search goes on",
+    )
 
 
 def add_search_arguments(p: argparse.ArgumentParser) -> None:
@@ -467,6 +492,9 @@ def print_summary(summary: dict[str, Any]) -> None:
         print(f"best architecture (trial {best['trial']}): {best['arch']}")
         print(f"  objective {summary['objective']}: {best['objective']:.2f}")
         for key, value in {**best["metrics"], **best["report"]}.items():
+            if key == summary["objective"]:  # a table without a report column
+                print("  (no report-only column: the objective is what comparisons report)")
+                continue
             label = f"{key} (report only)" if key in best["report"] else key
             print(f"  {label}: {format_number(value)}")
     if summary["store"]:
@@ -579,8 +607,25 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
 
         args.dataset = resolve_dataset(args.dataset)
     budget = args.budget if args.budget or args.budget_seconds else 100
+    table = None
+    if args.table:
+        from nasforge.runconfig import table_keywords
+
+        keywords = table_keywords(
+            args.table,
+            args.table_objective,
+            args.table_report,
+            args.table_cost,
+            args.table_missing,
+        )
+        table = tuple(sorted(keywords.items()))
     setup = ComparisonSetup(
-        args.space, args.dataset, budget, args.data_dir, budget_seconds=args.budget_seconds
+        args.space,
+        args.dataset,
+        budget,
+        args.data_dir,
+        budget_seconds=args.budget_seconds,
+        table=table,
     )
     space, estimator = space_and_estimator(setup)  # cached: compare() reuses the parsed tables
     fidelity = estimator.capabilities.fidelity_range

@@ -40,6 +40,9 @@ class ComparisonSetup:
     data_dir: str | None = None
     report_metric: str | None = None
     budget_seconds: float | None = None
+    #: a user's CSV table instead of the space's own benchmark: ``TabularBenchmark.from_csv``
+    #: keywords as sorted (name, value) pairs, so the setup stays hashable
+    table: tuple[tuple[str, Any], ...] | None = None
 
     def budget_object(self) -> Budget:
         return Budget(evaluations=self.budget, seconds=self.budget_seconds)
@@ -56,7 +59,10 @@ TIME_POINTS = 60
 def space_and_estimator(setup: ComparisonSetup) -> tuple[Any, Any]:
     """One space and one (table-backed) estimator per process, shared by all its runs."""
     space = factory.make_space(setup.space)
-    estimator = factory.make_estimator("benchmark", space, setup.dataset, setup.data_dir)
+    table = None if setup.table is None else dict(setup.table)
+    estimator = factory.make_estimator(
+        "benchmark", space, setup.dataset, setup.data_dir, table=table
+    )
     return space, estimator
 
 
@@ -131,7 +137,8 @@ def compare(
     return {
         "config": {
             "space": setup.space,
-            "dataset": setup.dataset,
+            "dataset": None if setup.table else setup.dataset,
+            "table": None if setup.table is None else dict(setup.table),
             "estimator": estimator.name,
             "objective": estimator.objective_name,
             "report_metric": setup.metric(estimator),
@@ -269,8 +276,9 @@ def format_table(results: dict[str, Any]) -> str:
     cfg = results["config"]
     metric = cfg["report_metric"]
     timed = bool(results.get("time_grid"))
+    data = f"table {cfg['table']['path']}" if cfg.get("table") else cfg["dataset"]
     lines = [
-        f"{cfg['space']} / {cfg['dataset']}: objective {cfg['objective']}, reported {metric} of "
+        f"{cfg['space']} / {data}: objective {cfg['objective']}, reported {metric} of "
         f"the best-by-objective arch, budget {describe_budget(cfg)}, {cfg['seeds']} seeds",
         "",
         f"| strategy | mean {metric} | std | min | max | evaluations | "

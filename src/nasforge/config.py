@@ -47,8 +47,11 @@ class SearchPart:
     hardware: str | None = None
     table: str | None = None
     table_objective: str = "val_acc"
-    table_report: str = "test_acc"
+    #: comma-separated report-only columns; None: ``test_acc`` when the table has it, else none
+    table_report: str | None = None
     table_cost: str | None = None
+    #: a configuration the table lacks: "error" stops the run, "fail" is a failed trial
+    table_missing: str = "error"
     #: SHA-256 of a ``FILE.py:NAME`` space's file when the run was created (`spaces.source`)
     space_sha256: str | None = None
 
@@ -334,6 +337,7 @@ def _from_v1(old: Mapping[str, Any]) -> dict[str, Any]:
             "options": {},
             "table_objective": "val_acc",
             "table_report": "test_acc",
+            "table_missing": "error",
         },
     )
     search["budget"] = cfg.get("budget")

@@ -207,7 +207,8 @@ def _benchmark_estimator(
         covered = ", ".join(f"{s} ({what})" for s, (what, _) in BENCHMARKS.items())
         raise ConfigError(
             f"no tabular or surrogate benchmark for space {name!r}; benchmarks exist for "
-            f"{covered}; use --estimator train for other spaces"
+            f"{covered}; for another space give your own table (--table FILE.csv), or train "
+            "for real (nasforge search --estimator train)"
         )
     what, datasets = BENCHMARKS[name]
     if dataset not in datasets:

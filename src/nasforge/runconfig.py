@@ -158,12 +158,32 @@ def table_options(cfg: RunConfig) -> dict[str, Any] | None:
         return None
     if search.estimator != "benchmark":
         raise ConfigError("--table is a benchmark of your own: use it with --estimator benchmark")
-    report = [c.strip() for c in search.table_report.split(",") if c.strip()]
+    return table_keywords(
+        search.table,
+        search.table_objective,
+        search.table_report,
+        search.table_cost,
+        search.table_missing,
+    )
+
+
+def table_keywords(
+    path: str,
+    objective: str | None,
+    report: str | None,
+    cost: str | None,
+    missing: str = "error",
+) -> dict[str, Any]:
+    """The ``--table*`` options (of ``search`` and ``benchmark`` alike) as
+    ``TabularBenchmark.from_csv`` keywords: ``report`` None takes the table's own ``test_acc``
+    column if it has one, '' means none."""
+    columns = None if report is None else tuple(c.strip() for c in report.split(",") if c.strip())
     return {
-        "path": search.table,
-        "objective": search.table_objective or "val_acc",
-        "report": tuple(report),
-        "cost": search.table_cost,
+        "path": path,
+        "objective": objective or "val_acc",
+        "report": columns,
+        "cost": cost or None,
+        "missing": missing,
     }
 
 

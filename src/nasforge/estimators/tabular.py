@@ -40,6 +40,8 @@ from nasforge.estimators.base import EstimatorBase, EstimatorCapabilities
 from nasforge.spaces.custom import Config, Custom
 
 MISSING = ("error", "fail")
+#: the report-only column ``report=None`` takes when the table has it
+DEFAULT_REPORT = "test_acc"
 #: the column holding the space's string form, for spaces that are not ``Custom``
 ARCH_COLUMN = "arch"
 
@@ -139,7 +141,7 @@ class TabularBenchmark(EstimatorBase):
         path: str | os.PathLike[str],
         space: Any,
         objective: str = "val_acc",
-        report: Sequence[str] = ("test_acc",),
+        report: Sequence[str] | None = ("test_acc",),
         cost: str | None = None,
         metrics: Sequence[str] = (),
         *,
@@ -150,6 +152,9 @@ class TabularBenchmark(EstimatorBase):
         columns; other columns are ignored. Rows are keyed by ``space.canonical``."""
         if missing not in MISSING:
             raise UnknownNameError("missing-row behaviour", missing, MISSING)
+        file = Path(path)
+        if report is None:  # the usual report column when the table has one, else none
+            report = (DEFAULT_REPORT,) if DEFAULT_REPORT in _read(file)[0] else ()
         report, metrics = _names("report", report), _names("metrics", metrics)
         wanted = [objective, *report, *metrics, *([cost] if cost is not None else [])]
         repeated = sorted({c for c in wanted if wanted.count(c) > 1})
@@ -158,7 +163,6 @@ class TabularBenchmark(EstimatorBase):
                 f"column(s) {', '.join(repeated)} named twice among objective, report, metrics "
                 "and cost; each column has one role"
             )
-        file = Path(path)
         header, header_line, lines = _read(file)
         keys = list(space.names) if isinstance(space, Custom) else [ARCH_COLUMN]
         overlap = sorted(set(keys) & set(wanted))
@@ -240,8 +244,8 @@ class TabularBenchmark(EstimatorBase):
                 raise MissingConfigError(f"configuration {text!r} is not in {self.source}")
             raise DataFormatError(
                 f"configuration {text!r} is not in {self.source} ({len(self.rows)} rows); "
-                "the table is the whole truth: add the row, or use missing='fail' to make such "
-                "configurations failed trials"
+                "the table is the whole truth: add the row, or make such configurations failed "
+                "trials (--table-missing fail; missing='fail' in Python)"
             )
         return row.values
 

@@ -60,7 +60,8 @@ def _plot(results: dict[str, Any], path: str | Path, prefix: str, xlabel: str) -
     ax.set_xlabel(xlabel)
     ax.set_ylabel(f"{cfg['report_metric']} of best-by-objective arch")
     shown = "mean" if many else "mean ± std"
-    ax.set_title(f"{cfg['space']} / {cfg['dataset']}: {cfg['seeds']} seeds, {shown}")
+    data = f"table {Path(cfg['table']['path']).name}" if cfg.get("table") else cfg["dataset"]
+    ax.set_title(f"{cfg['space']} / {data}: {cfg['seeds']} seeds, {shown}")
     if many:
         ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
     else:
