@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from nasforge import factory
-from nasforge.config import RunConfig, parse_options, stored_config
+from nasforge.config import FinalPlan, RunConfig, parse_options, stored_config
 from nasforge.errors import ConfigError, NasforgeError, NasforgeWarning
 from nasforge.pipeline import DEFAULT_STORE, finish
 from nasforge.runconfig import build_experiment, make_estimator, make_space
@@ -328,7 +328,8 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
         "--workers",
         type=positive_int,
         default=None,
-        help="trials in flight at once (default 2 with real training on 2+ cores, else 1)",
+        help="trials in flight at once (default 2 with real training on 2+ cores, else 1; on "
+        "Ray every CPU of the cluster)",
     )
     run.add_argument("--ray-address", default=None, help="Ray cluster address host:port")
     run.add_argument(
@@ -373,9 +374,17 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
         help="stop after the search (retrain and export later with train-final and export)",
     )
     after.add_argument(
-        "--final-top-k", type=positive_int, default=1, help="best architectures to retrain"
+        "--final-top-k",
+        type=positive_int,
+        default=FinalPlan.top_k,
+        help=f"best architectures to retrain ({FinalPlan.top_k})",
     )
-    after.add_argument("--final-seeds", type=positive_int, default=2, help="seeds per architecture")
+    after.add_argument(
+        "--final-seeds",
+        type=positive_int,
+        default=FinalPlan.seeds,
+        help=f"seeds per architecture ({FinalPlan.seeds})",
+    )
     after.add_argument(
         "--final-epochs",
         type=positive_int,
@@ -507,7 +516,7 @@ def print_summary(summary: dict[str, Any]) -> None:
 def cmd_search(args: argparse.Namespace) -> None:
     cfg = search_config(args)
     store = args.store
-    if store is None and cfg.final is not None:
+    if store is None and cfg.search.training:  # also --search-only: retrain and export later
         store = DEFAULT_STORE
         Path(store).parent.mkdir(parents=True, exist_ok=True)
     experiment = build_experiment(cfg, args.data_dir, store, args.name, resume=False, progress=True)
@@ -586,7 +595,7 @@ def cmd_resume(args: argparse.Namespace) -> None:
     if cfg is None:
         raise ConfigError(f"run {args.run!r} was not started from the CLI; resume it from Python")
     if args.ray_address:
-        cfg = cfg.with_executor(ray_address=args.ray_address)
+        cfg = cfg.with_executor(executor="ray", ray_address=args.ray_address)
     experiment = build_experiment(cfg, args.data_dir, store, args.run, True, True)
     experiment.run()
     finish_and_emit(experiment, cfg, args.data_dir, args.json, args.artifacts)
@@ -681,13 +690,31 @@ def add_final_parsers(sub: Any) -> None:
     )
     final.add_argument("run", help="run name")
     final.add_argument("--store", required=True, help="SQLite file or postgresql:// URL")
-    final.add_argument("--top-k", type=positive_int, default=3, help="architectures to retrain")
-    final.add_argument("--seeds", type=positive_int, default=3, help="seeds per architecture")
+    plan = FinalPlan
     final.add_argument(
-        "--epochs", type=positive_int, default=None, help="epochs (default: the run's epochs)"
+        "--top-k",
+        type=positive_int,
+        default=None,
+        help=f"architectures to retrain (default: the run's final plan, else {plan.top_k})",
     )
     final.add_argument(
-        "--subset", type=fraction, default=1.0, help="fraction of training data (default all)"
+        "--seeds",
+        type=positive_int,
+        default=None,
+        help=f"seeds per architecture (default: the run's final plan, else {plan.seeds})",
+    )
+    final.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=None,
+        help="epochs (default: the run's final plan, else twice the search's)",
+    )
+    final.add_argument(
+        "--subset",
+        type=fraction,
+        default=None,
+        help="fraction of training data (default: the run's final plan, else three times the "
+        "search's, at most 1)",
     )
     final.add_argument("--data-dir", default=None, help="data folder (else NASFORGE_DATA)")
     final.add_argument("--artifacts", default=None, metavar="DIR", help=ARTIFACTS_HELP)

@@ -109,7 +109,8 @@ class ExecutorPart:
     """Where trials run and in which order results reach the strategy."""
 
     executor: str = "auto"
-    workers: int = 1
+    #: trials in flight at once; None only on Ray, where it means every CPU of the cluster
+    workers: int | None = 1
     ray_address: str | None = None
     trial_timeout: float | None = None
     memory_limit_mb: float | None = None
@@ -196,7 +197,11 @@ class RunConfig:
             options["population"] = population
             options.setdefault("sample", min(3, population))
         s["options"] = options
-        e.setdefault("workers", min(2, os.cpu_count() or 1) if training else 1)
+        on_ray = e.get("executor") == "ray" or (
+            e.get("executor", "auto") == "auto" and e.get("ray_address")
+        )
+        if not on_ray:  # on Ray, no --workers means every CPU of the cluster
+            e.setdefault("workers", min(2, os.cpu_count() or 1) if training else 1)
         if training and "channels" not in t and "cells" not in t:
             t.update(factory.search_size_of(s.get("space", "nb201")))
         plan = None

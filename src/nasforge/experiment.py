@@ -97,7 +97,7 @@ class Experiment:
         self.log_dir = None if log_dir is None else Path(log_dir)
         #: the report-only metric shown beside the objective (the estimator's own by default)
         self.report_metric = report_metric or self.capabilities.report_metric
-        self.history = History()
+        self.history = History(key=lambda trial: space.canonical(trial.candidate.arch))
         self.run_record: StoredRun | None = None
         self.ask_seconds = 0.0  # time spent inside strategy.ask(): the search method's overhead
         self.runlog = RunLog(self.name, estimator.objective_name)

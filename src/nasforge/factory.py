@@ -230,19 +230,31 @@ def _benchmark_estimator(
 def make_executor(
     kind: str,
     estimator_kind: str,
-    workers: int = 1,
+    workers: int | None = 1,
     ray_address: str | None = None,
     trial_timeout: float | None = None,
     memory_limit_mb: float | None = None,
 ) -> Any:
     """``auto``: in-process for table lookups (a process boundary costs more than the work),
     a worker pool for real training (isolation: a crash, hang or memory blow-up fails one
-    trial, not the search); Ray when a cluster address is given."""
+    trial, not the search); Ray when a cluster address is given. ``workers`` None: 1, or on
+    Ray every CPU of the cluster. An option the chosen executor would ignore is refused."""
     if kind == "auto":
         if ray_address:
             kind = "ray"
         else:
             kind = "inprocess" if estimator_kind == "benchmark" else "pool"
+    if ray_address and kind != "ray":
+        raise ConfigError(
+            f"--ray-address needs the ray executor, not --executor {kind}: drop one of them"
+        )
+    if memory_limit_mb and kind == "ray":
+        raise ConfigError(
+            "--memory-limit-mb is enforced by the worker pool (--executor pool); on Ray give "
+            "each node its memory with 'ray start --memory', or drop --memory-limit-mb"
+        )
+    if kind != "ray":
+        workers = workers or 1
     if kind == "inprocess":
         if trial_timeout or memory_limit_mb:
             raise ConfigError(
@@ -261,7 +273,5 @@ def make_executor(
     if kind == "ray":
         from nasforge.executors.ray import RayExecutor
 
-        return RayExecutor(
-            address=ray_address, slots=workers if workers > 1 else None, trial_timeout=trial_timeout
-        )
+        return RayExecutor(address=ray_address, slots=workers, trial_timeout=trial_timeout)
     raise UnknownNameError("executor", kind, EXECUTORS)

@@ -31,10 +31,11 @@ from typing import Any
 
 import torch
 
-from nasforge.config import RunConfig, stored_config
+from nasforge.config import FinalPlan, RunConfig, stored_config
 from nasforge.core import Candidate
 from nasforge.errors import ConfigError
-from nasforge.nn.profile import count_flops, count_params, measure_latency
+from nasforge.history import rank_architectures
+from nasforge.nn.profile import count_macs, count_params, measure_latency
 from nasforge.outputs import server_note, weights_path
 from nasforge.report.progress import Progress
 from nasforge.store import Store, StoredRun, StoredTrial
@@ -179,11 +180,6 @@ def stored_run_config(run: StoredRun, store: Store) -> RunConfig:
     return cfg
 
 
-def _fidelity_key(trial: StoredTrial) -> float:
-    """Unknown fidelity (``None``) is the estimator's full fidelity: the highest."""
-    return math.inf if trial.fidelity is None else float(trial.fidelity)
-
-
 def top_architectures(space: Any, trials: list[StoredTrial], k: int) -> list[dict[str, Any]]:
     """The ``k`` best distinct architectures of finished trials, best first.
 
@@ -191,30 +187,24 @@ def top_architectures(space: Any, trials: list[StoredTrial], k: int) -> list[dic
     its best objective at the highest fidelity it was evaluated at, so a cell promoted by a
     multi-fidelity strategy is judged by its longest training, not by an early lucky one.
     """
-    groups: dict[Any, list[StoredTrial]] = {}
-    for trial in trials:
-        if trial.state != "complete" or trial.result is None:
-            continue
-        arch = space.from_string(trial.arch)
-        key = space.canonical(arch)  # isomorphic cells, or a user space's declared twins
-        groups.setdefault(key, []).append(trial)
-    chosen = []
-    for group in groups.values():
-        top = max(_fidelity_key(t) for t in group)
-        best = max(
-            (t for t in group if _fidelity_key(t) == top),
-            key=lambda t: (t.result.objective, -t.number),  # type: ignore[union-attr]
-        )
-        chosen.append(
-            {
-                "trial": best.number,
-                "arch": best.arch,
-                "objective": best.result.objective,  # type: ignore[union-attr]
-                "fidelity": best.fidelity,
-            }
-        )
-    chosen.sort(key=lambda c: (-c["objective"], c["trial"]))
-    return chosen[:k]
+    finished = [t for t in trials if t.state == "complete" and t.result is not None]
+    ranked = rank_architectures(
+        finished,
+        # isomorphic cells, or a user space's declared twins, are one architecture
+        key=lambda t: space.canonical(space.from_string(t.arch)),
+        fidelity=lambda t: t.fidelity,
+        objective=lambda t: t.result.objective,  # type: ignore[union-attr]
+        number=lambda t: t.number,
+    )
+    return [
+        {
+            "trial": t.number,
+            "arch": t.arch,
+            "objective": t.result.objective,  # type: ignore[union-attr]
+            "fidelity": t.fidelity,
+        }
+        for t in ranked[:k]
+    ]
 
 
 def load_run(store: Store, run_name: str) -> tuple[StoredRun, RunConfig, list[StoredTrial]]:
@@ -308,7 +298,7 @@ def _profile(
 ) -> None:
     """Size and speed do not depend on the seed: measured once per architecture."""
     record.params = count_params(model)
-    record.macs = count_flops(model, shape)
+    record.macs = count_macs(model, shape)
     latency = measure_latency(model, shape, threads=1, repeats=repeats)
     record.latency_ms, record.latency_p90_ms = latency["median_ms"], latency["p90_ms"]
 
@@ -316,10 +306,10 @@ def _profile(
 def train_final(
     store: Store | str | Path,
     run_name: str,
-    top_k: int = 3,
-    seeds: int = 3,
+    top_k: int | None = None,
+    seeds: int | None = None,
     epochs: int | None = None,
-    subset: float = 1.0,
+    subset: float | None = None,
     *,
     data_dir: str | None = None,
     latency_repeats: int = 30,
@@ -328,16 +318,17 @@ def train_final(
     artifacts: str | Path | None = None,
 ) -> FinalResult:
     """Retrain the run's ``top_k`` best distinct architectures with seeds ``0 .. seeds-1`` for
-    ``epochs`` (default: the run's full fidelity) on ``subset`` of the training set (default
-    all of it); see the module docstring. With ``save`` the results are kept in the store
+    ``epochs`` on ``subset`` of the training set; see the module docstring. What is not given
+    comes from the run's own final plan (`config.FinalPlan`, the one `nasforge search` carries
+    out), or for a search-only run the default plan: one definition of the default recipe.
+    With ``save`` the results are kept in the store
     with the run and the best model's weights written to its artifacts folder
     (`outputs.weights_path`; ``artifacts`` overrides the folder), which ``best["weights"]``
     names."""
-    _check_count("top_k", top_k)
-    _check_count("seeds", seeds)
-    if epochs is not None:
-        _check_count("epochs", epochs)
-    if not (isinstance(subset, int | float) and 0 < subset <= 1):
+    for label, count in (("top_k", top_k), ("seeds", seeds), ("epochs", epochs)):
+        if count is not None:
+            _check_count(label, count)
+    if subset is not None and not (isinstance(subset, int | float) and 0 < subset <= 1):
         raise ConfigError(f"subset must be a fraction in (0, 1], got {subset!r}")
     with open_store(store) as db:
         _, cfg, trials = load_run(db, run_name)
@@ -345,7 +336,12 @@ def train_final(
         note = server_note(db, run_name, artifacts) if save and progress else None
     if note:
         sys.stderr.write(note + "\n")
-    epochs = int(epochs if epochs is not None else cfg.train.epochs)
+    plan = cfg.final or FinalPlan()
+    top_k = plan.top_k if top_k is None else top_k
+    seeds = plan.seeds if seeds is None else seeds
+    planned_epochs, planned_subset = plan.resolved(cfg.train.epochs, cfg.train.subset)
+    epochs = planned_epochs if epochs is None else epochs
+    subset = planned_subset if subset is None else subset
     # a lower input resolution is a search fidelity: final training uses the full size
     cfg = cfg.with_train(resolution=None)
     from nasforge import runconfig
@@ -428,7 +424,7 @@ def format_table(result: FinalResult | dict[str, Any]) -> str:
         )
         for a in data["architectures"]
     ]
-    head = ("#", "arch", "test acc", "val acc", "params", "MFLOPs (MMACs)", "latency ms")
+    head = ("#", "arch", "test acc", "val acc", "params", "MMACs", "latency ms")
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(head, widths, strict=True)).rstrip()]
     lines += [
@@ -439,6 +435,10 @@ def format_table(result: FinalResult | dict[str, Any]) -> str:
     lines.append(
         f"{data['run']}: {seeds} seed(s), {data['epochs']} epoch(s), {data['dataset']['name']} "
         f"test set (mean ± std over seeds); latency: CPU, batch 1, 1 thread, median"
+    )
+    lines.append(
+        "MMACs: millions of multiply-accumulates of convolutions and linear layers, one image "
+        "(what NAS papers call MFLOPs; 1 MAC = 2 FLOPs; batch norm and activations not counted)"
     )
     lines.append(
         f"best by mean validation accuracy: #{best['rank']} (seed {best['seed']} kept"

@@ -3,10 +3,45 @@
 from __future__ import annotations
 
 import bisect
+import math
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from nasforge.core import Candidate, Result
+
+T = TypeVar("T")
+
+
+def rank_architectures(
+    trials: Iterable[T],
+    key: Callable[[T], Hashable],
+    fidelity: Callable[[T], float | None],
+    objective: Callable[[T], float],
+    number: Callable[[T], int],
+) -> list[T]:
+    """One trial per architecture, best first: the rule for "the best" that a run's
+    ``History.best``, ``nasforge show`` and final training all use. Each architecture (``key``:
+    its canonical form, or its string) is judged by its best objective at the highest fidelity
+    it reached, so on a multi-fidelity run a cell promoted to a long training is judged by that
+    training, not by a lucky short one; ties go to the earlier trial. Unknown fidelity (None)
+    is the estimator's full fidelity."""
+    groups: dict[Hashable, list[T]] = {}
+    for trial in trials:
+        groups.setdefault(key(trial), []).append(trial)
+
+    def level(trial: T) -> float:
+        value = fidelity(trial)
+        return math.inf if value is None else float(value)
+
+    chosen = []
+    for group in groups.values():
+        top = max(level(t) for t in group)
+        chosen.append(
+            max((t for t in group if level(t) == top), key=lambda t: (objective(t), -number(t)))
+        )
+    chosen.sort(key=lambda t: (-objective(t), number(t)))
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -27,9 +62,15 @@ class Trial:
 
 @dataclass
 class History:
-    """The trials of one run. ``best`` is chosen by objective only, never by a report metric."""
+    """The trials of one run. ``best`` is chosen by objective only, never by a report metric,
+    with each architecture judged at the highest fidelity it reached (`rank_architectures`,
+    the rule final training uses too). ``key`` names an architecture (the experiment passes
+    its space's ``canonical``, so isomorphic twins are one architecture); by default its
+    string."""
 
     trials: list[Trial] = field(default_factory=list)
+    key: Callable[[Trial], Hashable] | None = None
+    _keys: dict[int, Hashable] = field(default_factory=dict, repr=False, compare=False)
 
     def add(self, trial: Trial) -> None:
         """Insert in trial-number order: with several workers, trials finish out of order."""
@@ -46,25 +87,44 @@ class History:
 
     @property
     def best(self) -> Trial | None:
-        done = self.completed
-        return max(done, key=lambda t: t.result.objective) if done else None  # type: ignore[union-attr]
+        ranked = rank_architectures(
+            self.completed,
+            key=self._key,
+            fidelity=lambda t: t.result.fidelity,  # type: ignore[union-attr]
+            objective=lambda t: t.result.objective,  # type: ignore[union-attr]
+            number=lambda t: t.number,
+        )
+        return ranked[0] if ranked else None
 
     @property
     def total_cost(self) -> float:
         return sum(t.result.cost for t in self.completed)  # type: ignore[union-attr]
 
     def anytime(self, report_metric: str = "test_acc") -> list[dict[str, Any]]:
-        """After each trial: the incumbent (best objective so far), its objective and its
-        report metric (e.g. test accuracy), and the cumulative cost. This is the anytime curve
-        papers plot: what you would have got had you stopped the search there."""
+        """After each trial: the incumbent (the best so far, by the rule of `best`), its
+        objective and its report metric (e.g. test accuracy), and the cumulative cost. This is
+        the anytime curve papers plot: what you would have got had you stopped the search
+        there; its last point is `best`."""
         curve: list[dict[str, Any]] = []
+        judged: dict[Hashable, Trial] = {}  # architecture -> the trial that judges it
         incumbent: Trial | None = None
         cost = 0.0
         for trial in self.trials:
             if trial.ok:
                 cost += trial.result.cost  # type: ignore[union-attr]
-                if incumbent is None or trial.result.objective > incumbent.result.objective:  # type: ignore[union-attr]
-                    incumbent = trial
+                key = self._key(trial)
+                judged[key] = rank_architectures(
+                    [t for t in (judged.get(key), trial) if t is not None],
+                    key=lambda _: key,
+                    fidelity=lambda t: t.result.fidelity,  # type: ignore[union-attr]
+                    objective=lambda t: t.result.objective,  # type: ignore[union-attr]
+                    number=lambda t: t.number,
+                )[0]
+                order = lambda t: (-t.result.objective, t.number)  # type: ignore[union-attr]  # noqa: E731
+                if incumbent is None or self._key(incumbent) == key:  # its judge may have changed
+                    incumbent = min(judged.values(), key=order)
+                elif order(judged[key]) < order(incumbent):
+                    incumbent = judged[key]
             curve.append(
                 {
                     "trial": trial.number,
@@ -77,3 +137,10 @@ class History:
                 }
             )
         return curve
+
+    def _key(self, trial: Trial) -> Hashable:
+        """The architecture a trial evaluated (memoised: ``key`` may be a canonical form that
+        costs more than a lookup, and `best` is asked after every trial)."""
+        if trial.number not in self._keys:
+            self._keys[trial.number] = trial.arch if self.key is None else self.key(trial)
+        return self._keys[trial.number]

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from nasforge.errors import ConfigError
-from nasforge.nn.profile import _percentile, count_flops, count_params, measure_latency
+from nasforge.nn.profile import _percentile, count_macs, count_params, measure_latency
 from nasforge.spaces.nb201 import NB201Space
 
 ALL_CONV = (
@@ -47,8 +47,8 @@ SMALL_PARAMS = (8 * 3 * 9 + 8) + (8 * 2 * 9 + 8) + 2 * 8 + (72 * 10 + 10)
 def test_counts_match_hand_computation() -> None:
     net = small_net()
     assert count_params(net) == SMALL_PARAMS == 1122
-    assert count_flops(net, (3, 5, 5)) == SMALL_MACS == 7416
-    assert count_flops(net, (2, 3, 5, 5)) == 2 * SMALL_MACS  # a batch counts every image
+    assert count_macs(net, (3, 5, 5)) == SMALL_MACS == 7416
+    assert count_macs(net, (2, 3, 5, 5)) == 2 * SMALL_MACS  # a batch counts every image
 
 
 def test_frozen_parameters_count_only_when_asked() -> None:
@@ -70,12 +70,12 @@ class Twice(nn.Module):
 
 
 def test_a_layer_called_twice_counts_twice_and_sequences_count_every_position() -> None:
-    assert count_flops(Twice(), (1, 4, 6)) == 2 * 4 * 6 * 6
+    assert count_macs(Twice(), (1, 4, 6)) == 2 * 4 * 6 * 6
 
 
 def test_counting_leaves_the_model_as_it_was() -> None:
     net = small_net().train()
-    count_flops(net, (3, 5, 5))
+    count_macs(net, (3, 5, 5))
     assert net.training
     assert all(not m._forward_hooks for m in net.modules())
     assert float(net[3].num_batches_tracked) == 0  # eval mode: BN statistics untouched
@@ -114,15 +114,15 @@ def test_nb201_macs_match_hand_computation(
 ) -> None:
     space = NB201Space()
     net = space.build(space.from_string(arch), C=c, N=n, in_channels=channels, num_classes=10)
-    assert count_flops(net, (channels, side, side)) == nb201_macs(arch, c, n, side, channels, 10)
+    assert count_macs(net, (channels, side, side)) == nb201_macs(arch, c, n, side, channels, 10)
 
 
 def test_nb201_macs_span_the_benchmarks_published_range() -> None:
     """NAS-Bench-201 reports CIFAR-10 "FLOPs" (MACs) from about 7.78 M (no conv in the cell)
     to about 220.1 M (all 3x3 convs) for its C=16, N=5 networks on 32x32 images."""
     space = NB201Space()
-    high = count_flops(space.build(space.from_string(ALL_CONV)), (3, 32, 32))
-    low = count_flops(space.build(space.from_string(ALL_NONE)), (3, 32, 32))
+    high = count_macs(space.build(space.from_string(ALL_CONV)), (3, 32, 32))
+    low = count_macs(space.build(space.from_string(ALL_NONE)), (3, 32, 32))
     assert high / 1e6 == pytest.approx(220.11, abs=0.02)
     assert low / 1e6 == pytest.approx(7.78, abs=0.01)
 
@@ -172,7 +172,7 @@ def test_latency_rejects_bad_settings(kwargs: dict, expected: str) -> None:
 @pytest.mark.parametrize("shape", [(5,), (0, 5, 5), (1, 2, 3, 4, 5)])
 def test_bad_input_shapes_are_named(shape: tuple[int, ...]) -> None:
     with pytest.raises(ConfigError, match="input_shape"):
-        count_flops(small_net(), shape)
+        count_macs(small_net(), shape)
 
 
 def test_percentile_agrees_with_numpy() -> None:

@@ -1,10 +1,13 @@
 """How big and how fast a network is: parameters, multiply-accumulates and CPU latency.
 
 These are the numbers a practitioner weighs against accuracy when choosing a model to ship.
-``count_flops`` follows the NAS literature's convention (NAS-Bench-201, DARTS, "MFLOPs" in
-most papers): it counts **multiply-accumulates (MACs)** of convolutions and fully connected
-layers, the operations that dominate a CNN's cost. Batch norm, activations, pooling,
-additions and biases are not counted; 1 MAC is 2 FLOPs for readers who count those.
+``count_macs`` counts **multiply-accumulates (MACs)** of convolutions and fully connected
+layers, the operations that dominate a CNN's cost; batch norm, activations, pooling, additions
+and biases are not counted. It is named for what it counts, because tools disagree on "FLOPs":
+NAS-Bench-201, DARTS and most NAS papers report these MACs as "MFLOPs", fvcore counts one
+fused multiply-add as one "flop" (the same number), while PyTorch's
+``torch.utils.flop_counter`` and most hardware literature count 2 FLOPs per MAC (twice this
+number), and some profilers add batch norm and activations on top.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from torch import nn
 
 from nasforge.errors import ConfigError
 
-#: The layers whose multiply-accumulates `count_flops` counts.
+#: The layers whose multiply-accumulates `count_macs` counts.
 COUNTED_LAYERS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 
 
@@ -54,7 +57,7 @@ def _layer_macs(module: nn.Module, output: torch.Tensor) -> int:
     return output.numel() * (conv.in_channels // conv.groups) * math.prod(conv.kernel_size)
 
 
-def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
+def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
     """Multiply-accumulates (MACs) of one forward pass on an input of ``input_shape``.
 
     ``input_shape`` is one image's ``(C, H, W)`` (counted for a batch of one) or a whole
@@ -63,7 +66,7 @@ def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
     branches) count nothing. Convolutions done with ``torch.nn.functional`` directly, not
     through a module, are not seen.
     """
-    shape = _batch_shape(input_shape, "count_flops")
+    shape = _batch_shape(input_shape, "count_macs")
     total = 0
 
     def hook(module: nn.Module, inputs: Any, output: Any) -> None:

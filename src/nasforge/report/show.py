@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nasforge.config import stored_config
+from nasforge.history import rank_architectures
 from nasforge.outputs import find_export, find_final, run_folder
 from nasforge.store import Store
 
@@ -23,7 +24,14 @@ def run_summary(
     run = store.get_run(name)
     trials = store.trials(run)
     complete = [t for t in trials if t.state == "complete"]
-    ranked = sorted(complete, key=lambda t: t.result.objective, reverse=True)  # type: ignore[union-attr]
+    # the rule of History.best and final training; by the stored string (no space, no torch)
+    ranked = rank_architectures(
+        complete,
+        key=lambda t: t.arch,
+        fidelity=lambda t: t.fidelity,
+        objective=lambda t: t.result.objective,  # type: ignore[union-attr]
+        number=lambda t: t.number,
+    )
     return {
         "run": run.name,
         "store": store.location,
