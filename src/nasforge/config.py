@@ -110,7 +110,7 @@ class ExecutorPart:
 
     executor: str = "auto"
     #: trials in flight at once; None only on Ray, where it means every CPU of the cluster
-    workers: int | None = 1
+    workers: int | None = None
     ray_address: str | None = None
     trial_timeout: float | None = None
     memory_limit_mb: float | None = None
