@@ -58,6 +58,19 @@ FILES = (
 )
 
 
+def _check_finite(model: torch.nn.Module) -> None:
+    """A model with NaN or infinite weights or buffers (a diverged training) is never exported:
+    its files would "agree" with PyTorch only in producing NaN."""
+    state = model.state_dict()
+    bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ConfigError(
+            f"the model has non-finite values in {len(bad)} tensor(s) ({', '.join(bad[:3])}"
+            f"{', ...' if len(bad) > 3 else ''}): its training diverged; retrain it with a "
+            "lower --lr before exporting"
+        )
+
+
 def export_model(
     model: torch.nn.Module,
     arch_string: str,
@@ -84,9 +97,10 @@ def export_model(
     The random check batch is drawn with ``seed``. A file written by a legacy exporter is
     announced on stderr with the reason, which ``arch.json`` keeps under ``exporters``.
     """
-    out = _prepare_folder(out_dir)
     if opset < 17:
         raise ConfigError(f"ONNX opset must be >= 17, got {opset}")
+    _check_finite(model)
+    out = _prepare_folder(out_dir)
     net = copy.deepcopy(model).cpu().eval()
     example = _as_batch(example_input)
     generator = torch.Generator().manual_seed(seed)

@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+import torch
 from sklearn.datasets import load_digits
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
@@ -112,3 +113,17 @@ def test_the_cli_prints_the_advice_as_one_warning_line(tmp_path: Path) -> None:
     assert len(advice) == 1, done.stderr[-2000:]
     assert "SGD step" in advice[0] and "--subset (now 0.1)" in advice[0]
     assert "FewStepsWarning" not in done.stderr  # no Python warning format
+
+
+def test_a_model_with_non_finite_weights_is_never_exported(tmp_path: Path) -> None:
+    from nasforge.errors import ConfigError
+    from nasforge.export import export_model
+
+    space = NB201Space()
+    model = space.build(space.from_string(CONV_CELL), C=8, N=1, in_channels=1, num_classes=10)
+    with torch.no_grad():
+        next(model.parameters()).view(-1)[0] = float("nan")
+    out = tmp_path / "export"
+    with pytest.raises(ConfigError, match="non-finite values in 1 tensor"):
+        export_model(model, CONV_CELL, "nb201", {"C": 8, "N": 1}, torch.zeros(1, 8, 8), out)
+    assert not out.exists()  # nothing written
