@@ -34,7 +34,7 @@ from typing import Any
 from nasforge.core import Candidate, SearchContext
 from nasforge.errors import ConfigError
 from nasforge.estimators.base import Estimator
-from nasforge.executors.base import Executor, Job, Outcome
+from nasforge.executors.base import Executor, Job, Outcome, WorkersUnavailable
 from nasforge.executors.inprocess import InProcessExecutor
 from nasforge.history import History, Trial
 from nasforge.report.progress import Progress
@@ -143,6 +143,7 @@ class Experiment:
         self._untold: dict[int, Outcome] = {}  # finished, not yet told (deterministic order)
         self._candidates: dict[int, Candidate] = {}
         self._resubmit: list[int] = []
+        self._executor_note: str | None = None  # the executor's last `degraded` line logged
 
     # public -------------------------------------------------------------------------------
 
@@ -162,7 +163,8 @@ class Experiment:
             self._loop(progress)
         except BaseException as err:
             progress.close()
-            status = "interrupted" if isinstance(err, KeyboardInterrupt | SystemExit) else "failed"
+            stopped = KeyboardInterrupt | SystemExit | WorkersUnavailable  # resumable, not failed
+            status = "interrupted" if isinstance(err, stopped) else "failed"
             self._finish(status, f"{status}: {type(err).__name__}: {err}", started)
             raise
         progress.close()
@@ -175,6 +177,7 @@ class Experiment:
         for number in self._resubmit:
             self._submit(number, self._candidates[number])
         while True:
+            self._note_executor()
             self._fill_slots()
             if not self._in_flight:
                 break
@@ -184,6 +187,14 @@ class Experiment:
                 self._tell_ready()
             progress.update(self._progress_amount(), self._progress_text())
         self._tell_ready(everything=True)
+
+    def _note_executor(self) -> None:
+        """Log once each change of the executor's health (e.g. worker slots given up)."""
+        note = self.executor.degraded
+        if note != self._executor_note:
+            self._executor_note = note
+            if note is not None:
+                self.log.warning("executor %s: %s", self.executor.name, note)
 
     def _fill_slots(self) -> None:
         """Ask and submit while the budget and the telling order allow."""
@@ -484,6 +495,8 @@ class Experiment:
     def _progress_text(self) -> str:
         best = self.history.best
         parts = [f"running {len(self._in_flight)}"]
+        if self.executor.degraded:
+            parts.append(self.executor.degraded)
         if self.history.failed:
             parts.append(f"failed {len(self.history.failed)}")
         if best is not None:
