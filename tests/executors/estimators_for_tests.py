@@ -118,18 +118,23 @@ class Unloadable:
 
 class FailsToStart(Scripted):
     """`Scripted`, but only the first ``good_loads`` loads (counted over all processes in the
-    file ``counter``) succeed; later workers fail to start the way ``how`` says: ``"raise"``
-    (the estimator cannot be loaded), ``"exit"`` (the process dies while loading, code 4) or
-    ``"hang"`` (loading never ends: the start-up timeout must catch it)."""
+    file ``counter``) succeed; the next ``bad_loads`` (None: all later ones) fail to start the
+    way ``how`` says: ``"raise"`` (the estimator cannot be loaded), ``"exit"`` (the process
+    dies while loading, code 4) or ``"hang"`` (loading never ends: the start-up timeout must
+    catch it)."""
 
     name = "fails-to-start"
 
-    def __init__(self, counter: str | Path, good_loads: int, how: str = "raise"):
+    def __init__(self, counter: str | Path, good_loads: int, how: str = "raise", bad_loads=None):
         self.counter, self.good_loads, self.how = str(counter), good_loads, how
+        self.bad_loads = bad_loads
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)
-        if count_load(self.counter) <= self.good_loads:
+        number = count_load(self.counter)
+        if number <= self.good_loads:
+            return
+        if self.bad_loads is not None and number > self.good_loads + self.bad_loads:
             return
         if self.how == "exit":
             os._exit(4)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import math
 import os
 import weakref
 from collections.abc import Callable, Sequence
@@ -223,10 +224,10 @@ def from_arrays(
 ) -> ImageDataset:
     """Convert raw N×C×H×W pixel arrays to tensors normalised with the train statistics
     (pixels are divided by ``scale`` first, so the stored mean/std are on the 0-1 scale)."""
-    train_x = torch.from_numpy(train[0]).to(torch.float32).div_(scale)
-    test_x = torch.from_numpy(test[0]).to(torch.float32).div_(scale)
-    mean = train_x.mean(dim=(0, 2, 3))
-    std = train_x.std(dim=(0, 2, 3)).clamp_min(1e-6)
+    mean, std = _channel_statistics(train[0], scale)
+    # copy=True: float32 input would otherwise be shared, and normalised in the caller's array
+    train_x = torch.from_numpy(train[0]).to(torch.float32, copy=True).div_(scale)
+    test_x = torch.from_numpy(test[0]).to(torch.float32, copy=True).div_(scale)
     for x in (train_x, test_x):
         x.sub_(mean[:, None, None]).div_(std[:, None, None])
     return ImageDataset(
@@ -242,6 +243,32 @@ def from_arrays(
         std=tuple(std.tolist()),
         class_names=None if class_names is None else tuple(class_names),
     )
+
+
+def _channel_statistics(pixels: np.ndarray, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and (unbiased) standard deviation of ``pixels / scale``, float32.
+
+    Computed exactly (integer sums of a byte histogram; float64 sums otherwise), not as a
+    parallel float32 reduction, whose last bits depend on torch's thread count: a worker that
+    loads the data again with one thread must normalise it to the very same bits."""
+    means, stds = [], []
+    for channel in range(pixels.shape[1]):
+        plane = np.ascontiguousarray(pixels[:, channel]).ravel()
+        n = plane.size
+        if plane.dtype == np.uint8:
+            counts = np.bincount(plane, minlength=256).astype(np.int64)
+            values = np.arange(256, dtype=np.int64)
+            s1, s2 = int((counts * values).sum()), int((counts * values * values).sum())
+            mean = s1 / n
+            var = (n * s2 - s1 * s1) / (n * max(n - 1, 1))  # exact integers, one rounding
+        else:
+            wide = plane.astype(np.float64)
+            mean = float(wide.sum()) / n
+            var = float(((wide - mean) ** 2).sum()) / max(n - 1, 1)
+        means.append(mean / scale)
+        stds.append(math.sqrt(max(var, 0.0)) / scale)
+    mean_t = torch.tensor(means, dtype=torch.float32)
+    return mean_t, torch.tensor(stds, dtype=torch.float32).clamp_min(1e-6)
 
 
 def _check_labels(labels: np.ndarray, images: int, classes: int, where: object) -> None:

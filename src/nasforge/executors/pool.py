@@ -166,10 +166,13 @@ def _worker_main(conn: Connection, threads: int) -> None:
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     limit = _ThreadLimit(threads)
     try:
-        estimator = pickle.loads(conn.recv_bytes())
-        limit.apply()
-    except (EOFError, OSError):
+        payload = conn.recv_bytes()
+    except (EOFError, OSError):  # the driver is gone
         return
+    try:  # an OSError here is the estimator's (a data file it reads), not the pipe's
+        estimator = pickle.loads(payload)
+        del payload
+        limit.apply()
     except BaseException as err:
         _send(conn, ("load-failed", describe_exception(err)))
         return
