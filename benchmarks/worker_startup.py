@@ -8,7 +8,9 @@ estimator (the bytes sent to each worker, replacements included), the seconds fr
 to the first worker that has loaded it and to all of them, and the resident memory of the
 driver and of each worker once they are ready. Each repeat starts a fresh pool. "First ready" is
 sampled every 5 ms from the pool's worker table (a private attribute, read only here), so it is
-exact to about that. Measures, does not assert.
+exact to about that. As a floor, the same is measured for an estimator that only imports torch:
+what is left above it is the estimator's own cost (sending and loading the data). Measures,
+does not assert.
 """
 
 from __future__ import annotations
@@ -23,6 +25,19 @@ from nasforge.data.datasets import load_dataset
 from nasforge.estimators.train import Train
 from nasforge.executors.pool import ProcessPoolExecutor
 from nasforge.spaces.nb201 import NB201Space
+
+
+class TorchOnly:
+    """Loading it imports torch and nothing else: the floor of a training worker's start-up."""
+
+    name = "torch-only"
+    objective_name = "none"
+
+    def __getstate__(self) -> dict:
+        return {"torch": True}
+
+    def __setstate__(self, state: dict) -> None:
+        import torch  # noqa: F401
 
 
 def rss_mb(pid: str | int = "self") -> float:
@@ -42,7 +57,7 @@ def first_ready(pool: ProcessPoolExecutor, started: float, out: list[float]) -> 
         time.sleep(0.005)
 
 
-def one_start(estimator: Train, workers: int) -> dict[str, float]:
+def one_start(estimator: object, workers: int) -> dict[str, float]:
     pool = ProcessPoolExecutor(workers=workers, threads_per_worker=1)
     seen: list[float] = []
     started = time.perf_counter()
@@ -85,6 +100,13 @@ def main() -> None:
         f"{args.dataset}: loaded in the driver in {loaded:.2f} s; Train pickles to "
         f"{size:,} bytes ({size / 2**20:.1f} MiB) in {pickled:.2f} s: the bytes sent to each "
         "worker"
+    )
+    floors = [one_start(TorchOnly(), args.workers) for _ in range(args.repeats)]
+    print(
+        f"  floor (an estimator that only imports torch): first ready "
+        f"{statistics.median(r['first'] for r in floors):.2f} s, all "
+        f"{statistics.median(r['all'] for r in floors):.2f} s (median of {len(floors)})",
+        flush=True,
     )
     runs = []
     for repeat in range(args.repeats):
