@@ -290,6 +290,9 @@ def test_real_nb201_benchmark_gives_the_same_results_as_in_process(nb201_dir):
         ({"threads_per_worker": 0}, "threads_per_worker must be a whole number >= 1"),
         ({"start_method": "fork"}, "unsupported start_method 'fork' .*deadlock.*accepted: "),
         ({"poll_interval": 0}, "poll_interval"),
+        ({"start_attempts": 0}, "start_attempts must be a whole number >= 1, got 0"),
+        ({"start_attempts": 2.5}, "start_attempts must be a whole number >= 1"),
+        ({"retry_backoff": -1}, r"retry_backoff \(seconds\) must be a number > 0, got -1"),
     ],
 )
 def test_bad_settings_are_config_errors(kwargs, message):

@@ -329,7 +329,7 @@ class ProcessPoolExecutor(ExecutorBase):
         *,
         poll_interval: float = 0.05,
         startup_timeout: float = 300.0,
-        start_attempts: int = 3,
+        start_attempts: int = 4,
         retry_backoff: float = 1.0,
     ):
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -416,7 +416,11 @@ class ProcessPoolExecutor(ExecutorBase):
             return [w.pid for w in self._workers]
 
     def start(self, estimator: Estimator) -> None:
-        """Pickle the estimator once, start the workers and wait until each has loaded it."""
+        """Pickle the estimator once, start the workers and wait until each has loaded it, or
+        until one has and every other has failed at least once (those retry in the background).
+
+        Raises `WorkersUnavailable` if no worker could start, ``ConfigError`` if every first
+        worker failed to load the estimator (an input error: retrying cannot fix it)."""
         if self._state != "new":
             raise RuntimeError(f"ProcessPoolExecutor.start() called twice (state {self._state})")
         try:
