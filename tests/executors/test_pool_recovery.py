@@ -49,13 +49,13 @@ def settle(pool: ProcessPoolExecutor, lost: int, seconds: float = 60.0) -> None:
             r"\(at estimators_for_tests\.py:\d+\)",
         ),
         ("exit", r"exited before it was ready: it exited with code 4"),
-        ("hang", r"did not load the estimator within 3 s \(startup_timeout\)"),
+        ("hang", r"did not load the estimator within 6 s \(startup_timeout\)"),
     ],
 )
 def test_replacements_that_cannot_start_cost_a_slot_not_the_search(tmp_path, how, reason):
     counter = tmp_path / "loads"
     estimator = helpers.FailsToStart(counter, good_loads=2, how=how)
-    with ProcessPoolExecutor(workers=2, startup_timeout=3, **FAST_RETRY) as pool:
+    with ProcessPoolExecutor(workers=2, startup_timeout=6, **FAST_RETRY) as pool:
         pool.start(estimator)  # both first workers load (loads 1 and 2)
         assert pool.slots == 2 and pool.degraded is None
         archs = ["ok:1", "crash", *[f"ok:{i}" for i in range(2, 10)]]

@@ -640,7 +640,7 @@ class ProcessPoolExecutor(ExecutorBase):
         if attempt < self.start_attempts:
             delay = min(self.retry_backoff * 2.0 ** (attempt - 1), MAX_BACKOFF)
             self._respawns.append((time.monotonic() + delay, attempt))
-            _LOG.warning(
+            _LOG.info(
                 "pool worker %s %s; trying again in %s s (start %d of %d)",
                 worker.label,
                 reason,
