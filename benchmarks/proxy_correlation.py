@@ -19,8 +19,10 @@ NB201 channels and cells per stage; RESOLUTION only if `Train` accepts a ``resol
 option). Each finished cell is appended to ``--csv`` at once; a rerun with the same settings
 skips the cells already there, so an interrupted run resumes. ``--report-only`` analyses the CSV
 without training. Cells run in a pool of worker processes (``--workers``, each with
-``--threads`` torch threads) that load CIFAR-10 once each. A scatter plot goes to ``--png``.
-Measures, does not assert.
+``--threads`` torch threads) that load CIFAR-10 once each (the `Train` estimator is sent to them
+as a description of its data, not the data). Only the first ``--test-images`` test images are
+scored: the proxy is the validation accuracy, and scoring all 10,000 test images would cost
+more than a 1-epoch training. A scatter plot goes to ``--png``. Measures, does not assert.
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from nasforge.core import Candidate, Result
-from nasforge.data.datasets import ImageDataset, load_dataset
+from nasforge.core import Candidate
+from nasforge.data.datasets import ImageDataset, first_test_images, load_dataset
 from nasforge.errors import NasforgeError
 from nasforge.estimators.benchmarks.nb201 import NB201Benchmark
 from nasforge.estimators.train import Train
@@ -123,50 +125,6 @@ def train_accepts(keyword: str) -> bool:
     return keyword in inspect.signature(Train.__init__).parameters
 
 
-class LazyTrain:
-    """A picklable estimator that builds its `Train` inside the worker, on first use.
-
-    Pickling a `Train` pickles its dataset (CIFAR-10: 600 MB of float tensors) into every
-    worker's pipe; this sends a few bytes and each worker reads the files once instead.
-    Only the first ``test_images`` test images are scored: the proxy is the validation
-    accuracy, and scoring all 10,000 test images would cost more than a 1-epoch training.
-    """
-
-    name = "train"
-
-    def __init__(
-        self, dataset: str, kwargs: dict[str, Any], test_images: int, data_dir: str | None
-    ):
-        self.dataset, self.kwargs = dataset, kwargs
-        self.test_images, self.data_dir = test_images, data_dir
-        self._train: Train | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_train": None}
-
-    def estimator(self) -> Train:
-        if self._train is None:
-            full = load_dataset(self.dataset, self.data_dir)
-            n = max(2, min(self.test_images, len(full.test_x)))
-            data = ImageDataset(
-                name=full.name,
-                train_x=full.train_x,
-                train_y=full.train_y,
-                test_x=full.test_x[:n].clone(),
-                test_y=full.test_y[:n].clone(),
-                classes=full.classes,
-                channels=full.channels,
-                size=full.size,
-                mean=full.mean,
-                std=full.std,
-            )
-            self._train = Train(NB201Space(), data, **self.kwargs)
-        return self._train
-
-    def evaluate(self, candidate: Candidate) -> Result:
-        return self.estimator().evaluate(candidate)
-
-
 def sample_cells(space: NB201Space, count: int, seed: int) -> list[NB201Arch]:
     """``count`` cells from distinct isomorphism classes, each in its canonical form."""
     rng = np.random.default_rng(seed)
@@ -215,6 +173,7 @@ def run_fidelity(
     done: set[str],
     space: NB201Space,
     bench: NB201Benchmark,
+    data: ImageDataset,
     args: argparse.Namespace,
 ) -> None:
     """Train every cell not yet in the CSV at ``fid``; append each as it finishes."""
@@ -237,7 +196,7 @@ def run_fidelity(
     }
     if fid.resolution is not None:
         kwargs["resolution"] = fid.resolution
-    estimator = LazyTrain("cifar10", kwargs, args.test_images, args.data_dir)
+    estimator = Train(space, data, **kwargs)
     started = time.perf_counter()
     finished = 0
     with ProcessPoolExecutor(workers=args.workers, threads_per_worker=args.threads) as pool:
@@ -433,8 +392,11 @@ def main() -> None:
     space = NB201Space()
     try:
         bench = NB201Benchmark("cifar10", data_dir=args.data_dir)
+        data = None
         if not args.report_only:
-            load_dataset("cifar10", args.data_dir)  # fail here, not in every worker
+            full = load_dataset("cifar10", args.data_dir)
+            data = first_test_images(full, max(2, args.test_images))
+            del full
     except NasforgeError as err:
         sys.exit(f"{err}\nset NASFORGE_DATA (or --data-dir) to the folder with cifar10/ and nb201/")
     settings = (
@@ -454,7 +416,7 @@ def main() -> None:
                 for r in read_rows(args.csv)
                 if r["fidelity"] == fid.label and r["settings"] == settings
             }
-            run_fidelity(fid, settings, cells, done, space, bench, args)
+            run_fidelity(fid, settings, cells, done, space, bench, data, args)
     report(fidelities, settings, cells, space, bench, args)
     print(f"wall time this run: {duration(time.perf_counter() - started)}")
 

@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 from nasforge import factory
 from nasforge.config import FinalPlan, RunConfig, parse_options, stored_config
 from nasforge.errors import ConfigError, NasforgeError, NasforgeWarning
+from nasforge.executors.base import WorkersUnavailable
 from nasforge.pipeline import DEFAULT_STORE, finish
 from nasforge.runconfig import build_experiment, make_estimator, make_space
 
@@ -822,6 +823,12 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             traceback.print_exception(err)
         fail(str(err))
+    except WorkersUnavailable as err:  # the run is stored as interrupted: say how to go on
+        sys.stderr.write(
+            f"nasforge: stopped: {err}; the run is kept as interrupted, continue it with "
+            "'nasforge resume RUN --store FILE' once workers can start\n"
+        )
+        return 75  # EX_TEMPFAIL: try again later
     except BrokenPipeError:  # the reader went away (e.g. `nasforge show ... | head`)
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 -- silence the flush at exit
         return 0

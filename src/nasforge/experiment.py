@@ -26,7 +26,7 @@ from nasforge.capabilities import capabilities_of, failure_listener
 from nasforge.core import Candidate, SearchContext
 from nasforge.errors import ConfigError
 from nasforge.estimators.base import Estimator
-from nasforge.executors.base import Executor, Job, Outcome
+from nasforge.executors.base import Executor, Job, Outcome, WorkersUnavailable
 from nasforge.executors.inprocess import InProcessExecutor
 from nasforge.history import History, Trial
 from nasforge.names import check_run_name
@@ -112,6 +112,7 @@ class Experiment:
         self._asked = 0  # trial numbers 0.._asked-1 have been asked
         self._in_flight: dict[int, Candidate] = {}
         self._resubmit: list[int] = []  # resumed: trials that were in flight when it stopped
+        self._executor_note: str | None = None  # the executor's last `degraded` line logged
 
     # public -------------------------------------------------------------------------------
 
@@ -136,7 +137,8 @@ class Experiment:
             self._loop(progress)
         except BaseException as err:
             progress.close()
-            status = "interrupted" if isinstance(err, KeyboardInterrupt | SystemExit) else "failed"
+            stopped = KeyboardInterrupt | SystemExit | WorkersUnavailable  # resumable, not failed
+            status = "interrupted" if isinstance(err, stopped) else "failed"
             self._finish(status, f"{status}: {type(err).__name__}: {err}", started)
             raise
         progress.close()
@@ -149,6 +151,7 @@ class Experiment:
         for number in self._resubmit:
             self._submit(number, self.teller.candidates[number])
         while True:
+            self._note_executor()
             self._fill_slots()
             if not self._in_flight:
                 break
@@ -158,6 +161,14 @@ class Experiment:
                 self.teller.tell_arrived()
             progress.update(self._progress_amount(), self._progress_text())
         self.teller.tell_rest()
+
+    def _note_executor(self) -> None:
+        """Log once each change of the executor's health (e.g. worker slots given up)."""
+        note = self.executor.degraded
+        if note != self._executor_note:
+            self._executor_note = note
+            if note is not None:
+                self.log.warning("executor %s: %s", self.executor.name, note)
 
     def _fill_slots(self) -> None:
         """Ask -> store start -> submit, while the budget, the slots and the telling order
@@ -318,4 +329,9 @@ class Experiment:
         return progress_amount(self.budget, self.history)
 
     def _progress_text(self) -> str:
-        return progress_text(self.history, len(self._in_flight), self.estimator.objective_name)
+        return progress_text(
+            self.history,
+            len(self._in_flight),
+            self.estimator.objective_name,
+            self.executor.degraded,
+        )

@@ -115,10 +115,15 @@ def progress_amount(budget: Budget, history: History) -> float:
     return round(100.0 * max(trials / budget.evaluations, cost / budget.seconds), 1)
 
 
-def progress_text(history: History, running: int, objective_name: str) -> str:
-    """``running R | failed F | best <objective> X``: what follows the count."""
+def progress_text(
+    history: History, running: int, objective_name: str, degraded: str | None = None
+) -> str:
+    """``running R | <executor's degraded note> | failed F | best <objective> X``: what
+    follows the count."""
     best = history.best
     parts = [f"running {running}"]
+    if degraded:
+        parts.append(degraded)
     if history.failed:
         parts.append(f"failed {len(history.failed)}")
     if best is not None:

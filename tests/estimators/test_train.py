@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import pickle
+import time
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
+from conftest import require_data
+from executors.estimators_for_tests import SplitDigests, split_digests
 from nasforge.core import Candidate, Result
-from nasforge.data.datasets import ImageDataset, load_dataset
+from nasforge.data.datasets import ImageDataset, from_arrays, load_dataset
 from nasforge.errors import ConfigError
 from nasforge.estimators.base import Estimator
 from nasforge.estimators.train import Train
+from nasforge.executors.base import Job
+from nasforge.executors.pool import ProcessPoolExecutor
 from nasforge.spaces.nb201 import NB201Space
 
 RESNET_CELL = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"
@@ -156,3 +162,56 @@ def test_nb201_on_mnist_learns_and_is_reproducible(mnist_runs: tuple[Result, Res
     assert "test_acc" not in first.metrics
     assert first.objective == second.objective and first.report == second.report
     assert first.metrics["val_loss"] == second.metrics["val_loss"]
+
+
+# --- sent to worker processes: a description of the data, not the data ----------------------
+
+
+def worker_digests(train: Train) -> dict[str, float]:
+    """What a spawned pool worker that unpickled ``train`` trains and scores on (digests)."""
+    with ProcessPoolExecutor(workers=1, threads_per_worker=1) as pool:
+        pool.start(SplitDigests(train))
+        pool.submit(Job(0, Candidate("any")))
+        outcomes: list = []
+        deadline = time.monotonic() + 600
+        while not outcomes and time.monotonic() < deadline:
+            outcomes = pool.wait(timeout=5.0)
+    (outcome,) = outcomes
+    assert outcome.error is None, outcome.error
+    return dict(outcome.result.metrics)
+
+
+@pytest.mark.slow
+def test_train_on_cifar10_pickles_small_and_a_worker_reloads_the_same_split() -> None:
+    require_data("cifar10/cifar-10-batches-py/data_batch_1")
+    data = load_dataset("cifar10")
+    assert data.train_x.numel() * 4 > 600_000_000  # what used to be pickled: 614 MB of pixels
+    train = Train(NB201Space(), data, subset=0.5, resolution=16, seed=3)
+    payload = pickle.dumps(train, protocol=pickle.HIGHEST_PROTOCOL)
+    assert len(payload) < 100_000
+    del data, payload
+    expected = split_digests(train)  # the driver's split, resized, as sha256 prefixes
+    assert worker_digests(train) == expected
+
+
+def test_a_worker_reloads_a_described_dataset_bit_for_bit(mnist_dir: Path) -> None:
+    data = load_dataset("mnist", data_dir=mnist_dir.parent)
+    train = Train(NB201Space(), data, subset=0.2, val_fraction=0.2, resolution=20, seed=5)
+    assert len(pickle.dumps(train)) < 20_000
+    assert worker_digests(train) == split_digests(train)
+
+
+def test_data_built_in_memory_is_pickled_whole_and_still_trains(digits: ImageDataset) -> None:
+    own = from_arrays(
+        "own",
+        (digits.train_x.numpy()[:200], digits.train_y.numpy()[:200]),
+        (digits.test_x.numpy()[:50], digits.test_y.numpy()[:50]),
+        classes=10,
+        scale=1.0,
+    )
+    assert own.source is None  # nothing to load it again from: the fallback sends the arrays
+    train = Train(TinySpace(), own, epochs=1, batch_size=32)
+    copy = pickle.loads(pickle.dumps(train))
+    assert torch.equal(copy.dataset.train_x, own.train_x) and copy.dataset is not own
+    assert torch.equal(copy.train_idx, train.train_idx) and torch.equal(copy.val_idx, train.val_idx)
+    assert copy.evaluate(Candidate(4)).objective == train.evaluate(Candidate(4)).objective

@@ -118,19 +118,45 @@ def test_input_error_in_the_estimator_is_fatal_and_keeps_the_worker():
     assert ok.result.objective == 10.0 and pid_of(ok) == pid_of(bad)
 
 
-def test_memory_spike_between_polls_still_counts():
+def _peak_reset_allowed() -> bool:
     try:
         Path("/proc/self/clear_refs").write_text("5")
     except OSError:
+        return False
+    return True
+
+
+def test_memory_spike_between_polls_still_counts():
+    if not _peak_reset_allowed():
         pytest.skip("this system does not let a process reset its peak RSS")
-    # The monitor polls far too rarely to see a 0.1 s spike: only the peak (VmHWM) can.
-    with ProcessPoolExecutor(workers=1, memory_limit_mb=200, poll_interval=60) as pool:
+    # The trial touches 400 MB, frees it at once and runs on for 3 s: the current RSS the
+    # monitor sees every second is small again, only the peak (VmHWM) shows the spike.
+    with ProcessPoolExecutor(workers=1, memory_limit_mb=200, poll_interval=1) as pool:
         pool.start(helpers.Scripted())
-        small, spike, after = run_all(pool, ["spike:50", "spike:400", "ok:1"])
+        small, spike, after = run_all(pool, ["spike:50:1.5", "spike:400:3", "ok:1"])
     assert small.error is None  # the peak is reset per trial: only this trial's counts
     assert re.match(r"exceeded the 200 MB memory limit \(peak ~(\d+) MB\)", spike.error)
     assert int(re.search(r"~(\d+)", spike.error).group(1)) > 400
+    assert spike.seconds < 2.9  # killed while still running, not after it ended
     assert after.result.objective == 2.0
+
+
+def test_a_result_that_arrives_over_the_memory_limit_is_kept():
+    if not _peak_reset_allowed():
+        pytest.skip("this system does not let a process reset its peak RSS")
+    # The monitor never looks (60 s): the trials end with the peak past the limit. The limit
+    # only kills trials still running, so both results are kept; the worker whose memory is
+    # back under the limit stays, the one that still holds 400 MB is replaced while idle.
+    with ProcessPoolExecutor(workers=1, memory_limit_mb=200, poll_interval=60) as pool:
+        pool.start(helpers.Scripted())
+        first = pool.worker_pids[0]
+        spike, ok1, leak, ok2 = run_all(pool, ["spike:400", "ok:1", "leak:400", "ok:2"])
+        assert pool.replacements == 1
+    assert spike.error is None and spike.result is not None
+    assert leak.error is None and leak.result is not None
+    assert pid_of(spike) == pid_of(ok1) == pid_of(leak) == first
+    assert ok2.result.objective == 4.0 and pid_of(ok2) != first
+    assert not alive(first)
 
 
 def test_wait_returns_empty_on_timeout_and_when_idle():
@@ -264,6 +290,9 @@ def test_real_nb201_benchmark_gives_the_same_results_as_in_process(nb201_dir):
         ({"threads_per_worker": 0}, "threads_per_worker must be a whole number >= 1"),
         ({"start_method": "fork"}, "unsupported start_method 'fork' .*deadlock.*accepted: "),
         ({"poll_interval": 0}, "poll_interval"),
+        ({"start_attempts": 0}, "start_attempts must be a whole number >= 1, got 0"),
+        ({"start_attempts": 2.5}, "start_attempts must be a whole number >= 1"),
+        ({"retry_backoff": -1}, r"retry_backoff \(seconds\) must be a number > 0, got -1"),
     ],
 )
 def test_bad_settings_are_config_errors(kwargs, message):

@@ -8,6 +8,7 @@ export_lazily(
         "load_dataset": "nasforge.data.datasets",
         "split_train_val": "nasforge.data.datasets",
         "ImageDataset": "nasforge.data.datasets",
+        "DataSource": "nasforge.data.datasets",
         "find_data": "nasforge.data.paths",
     },
 )

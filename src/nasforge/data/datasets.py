@@ -4,24 +4,37 @@ Training on a CPU is dominated by per-sample Python work if images stay as files
 objects, so every loader decodes the whole set up front and an epoch only slices tensors.
 The test set is kept apart and is only ever used for reporting: searches validate on a seeded
 split of the training set (`split_train_val`).
+
+A dataset that `load_dataset` made knows how it was made (`DataSource`: its name, the data
+roots searched, and the derivations applied since, such as `resized`), and it pickles as that
+description, a few hundred bytes, instead of its tensors: a worker process loads the files
+again itself, once per process (`_reload` keeps what it loaded while anything uses it), and
+checks the result against the driver's `ImageDataset.fingerprint`. A dataset built from arrays
+in memory (`from_arrays`, a user's own data) has no description and pickles its tensors.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import math
 import os
+import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from nasforge.data.cifar import TEST_BATCH, TRAIN_BATCHES, read_batch, unpickle_dict
 from nasforge.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
-from nasforge.data.paths import find_data
+from nasforge.data.paths import data_roots, find_data
 from nasforge.errors import ConfigError, DataFormatError, DataNotFoundError, UnknownNameError
 
-DataDir = str | os.PathLike[str] | None
+#: One data root, or several searched in order (before NASFORGE_DATA), or None (only it).
+DataDir = str | os.PathLike[str] | tuple[str | os.PathLike[str], ...] | None
 
 #: Where Debian's ``dataset-fashion-mnist`` package installs the official files.
 DEBIAN_DATASETS = "/usr/share/datasets"
@@ -29,6 +42,28 @@ DEBIAN_DATASETS = "/usr/share/datasets"
 #: Seed and fraction of the fixed train/test split of scikit-learn's digits (it has none).
 DIGITS_SPLIT_SEED = 0
 DIGITS_TEST_FRACTION = 0.2
+
+#: Images sampled from each split for `ImageDataset.fingerprint` (labels are hashed whole).
+_FINGERPRINT_ROWS = 64
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """How to make a dataset again, identically, in another process.
+
+    ``name`` is what `load_dataset` accepts (``folder:`` names carry an absolute path);
+    ``roots`` are the data roots the driver searched, searched first again (a machine without
+    them falls back to its own NASFORGE_DATA); ``steps`` are the derivations applied after
+    loading, in order, as ``(step, value)`` pairs: ``("resolution", side)`` for `resized`,
+    ``("test_images", n)`` for `first_test_images`.
+    """
+
+    name: str
+    roots: tuple[str, ...] = ()
+    steps: tuple[tuple[str, int], ...] = ()
+
+    def then(self, step: str, value: int) -> DataSource:
+        return replace(self, steps=(*self.steps, (step, int(value))))
 
 
 @dataclass(eq=False)
@@ -51,6 +86,10 @@ class ImageDataset:
     mean: tuple[float, ...] = ()
     std: tuple[float, ...] = ()
     class_names: tuple[str, ...] | None = None
+    #: how to load it again (set by `load_dataset` and the derivations here); None for data
+    #: built in memory. Not an argument, so `dataclasses.replace` drops it: a changed copy no
+    #: longer matches its description and falls back to pickling its tensors.
+    source: DataSource | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         for split, x, y in (
@@ -69,6 +108,111 @@ class ImageDataset:
         """One image's shape, C×H×W."""
         return (self.channels, self.size, self.size)
 
+    def fingerprint(self) -> str:
+        """A cheap digest (milliseconds, even for CIFAR-10) that tells two loads apart: the
+        shapes, statistics and every label, and a fixed sample of images bit for bit."""
+        digest = hashlib.blake2b(digest_size=16)
+        meta = (self.name, self.classes, self.channels, self.size, self.mean, self.std)
+        digest.update(repr((*meta, self.class_names, str(self.train_x.dtype))).encode())
+        for x, y in ((self.train_x, self.train_y), (self.test_x, self.test_y)):
+            digest.update(repr(tuple(x.shape)).encode())
+            digest.update(y.contiguous().numpy().tobytes())
+            if len(x):
+                rows = torch.linspace(0, len(x) - 1, min(len(x), _FINGERPRINT_ROWS)).long()
+                digest.update(x.index_select(0, rows).contiguous().numpy().tobytes())
+        return digest.hexdigest()
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        """With a `source`, pickle the description (the receiver loads the files); without
+        one, the tensors themselves."""
+        if self.source is None:
+            return super().__reduce_ex__(protocol)
+        return (_reload, (self.source, self.fingerprint()))
+
+    def __copy__(self) -> ImageDataset:
+        clone = replace(self)
+        clone.source = self.source
+        return clone
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ImageDataset:
+        """A real copy of the tensors (pickling's shortcut would share a reloaded dataset)."""
+        values = {
+            f.name: copy.deepcopy(getattr(self, f.name), memo) for f in fields(self) if f.init
+        }
+        clone = ImageDataset(**values)
+        clone.source = self.source
+        return clone
+
+
+#: Datasets loaded again from a description in this process, kept while something uses them.
+_RELOADED: weakref.WeakValueDictionary[tuple[DataSource, str], ImageDataset] = (
+    weakref.WeakValueDictionary()
+)
+
+
+def _reload(source: DataSource, fingerprint: str) -> ImageDataset:
+    """Unpickling a described dataset: load it (once per process), check it is the same."""
+    key = (source, fingerprint)
+    cached = _RELOADED.get(key)
+    if cached is not None:
+        return cached
+    data = load_dataset(source.name, source.roots)
+    for step, value in source.steps:
+        if step not in _STEPS:
+            raise DataFormatError(
+                f"dataset {source.name!r}: unknown derivation {step!r}; accepted: "
+                f"{', '.join(_STEPS)}"
+            )
+        data = _STEPS[step](data, value)
+    if data.fingerprint() != fingerprint:
+        roots = ", ".join(str(r) for r in data_roots(source.roots)) or "(no data roots)"
+        raise DataFormatError(
+            f"dataset {source.name!r} loaded again in process {os.getpid()} (roots: {roots}) "
+            "differs from the one the driver loaded; expected the same files on every machine"
+        )
+    data.source = source
+    _RELOADED[key] = data
+    return data
+
+
+def _derived(dataset: ImageDataset, result: ImageDataset, step: str, value: int) -> ImageDataset:
+    result.source = None if dataset.source is None else dataset.source.then(step, value)
+    return result
+
+
+def resized(dataset: ImageDataset, side: int) -> ImageDataset:
+    """The dataset at ``side``×``side`` pixels, resized once so every epoch is cheap
+    (bilinear; antialiased when shrinking, so fine detail is averaged rather than aliased)."""
+    if side == dataset.size:
+        return dataset
+
+    def resize(x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.interpolate(
+            x, size=(side, side), mode="bilinear", align_corners=False, antialias=side < x.shape[-1]
+        )
+
+    result = replace(
+        dataset, train_x=resize(dataset.train_x), test_x=resize(dataset.test_x), size=side
+    )
+    return _derived(dataset, result, "resolution", side)
+
+
+def first_test_images(dataset: ImageDataset, count: int) -> ImageDataset:
+    """The dataset with only its first ``count`` test images (cheaper report-only scoring)."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ConfigError(f"test image count must be a whole number >= 1, got {count!r}")
+    count = min(count, len(dataset.test_x))
+    result = replace(
+        dataset, test_x=dataset.test_x[:count].clone(), test_y=dataset.test_y[:count].clone()
+    )
+    return _derived(dataset, result, "test_images", count)
+
+
+_STEPS: dict[str, Callable[[ImageDataset, int], ImageDataset]] = {
+    "resolution": resized,
+    "test_images": first_test_images,
+}
+
 
 def from_arrays(
     name: str,
@@ -80,10 +224,10 @@ def from_arrays(
 ) -> ImageDataset:
     """Convert raw N×C×H×W pixel arrays to tensors normalised with the train statistics
     (pixels are divided by ``scale`` first, so the stored mean/std are on the 0-1 scale)."""
-    train_x = torch.from_numpy(train[0]).to(torch.float32).div_(scale)
-    test_x = torch.from_numpy(test[0]).to(torch.float32).div_(scale)
-    mean = train_x.mean(dim=(0, 2, 3))
-    std = train_x.std(dim=(0, 2, 3)).clamp_min(1e-6)
+    mean, std = _channel_statistics(train[0], scale)
+    # copy=True: float32 input would otherwise be shared, and normalised in the caller's array
+    train_x = torch.from_numpy(train[0]).to(torch.float32, copy=True).div_(scale)
+    test_x = torch.from_numpy(test[0]).to(torch.float32, copy=True).div_(scale)
     for x in (train_x, test_x):
         x.sub_(mean[:, None, None]).div_(std[:, None, None])
     return ImageDataset(
@@ -99,6 +243,32 @@ def from_arrays(
         std=tuple(std.tolist()),
         class_names=None if class_names is None else tuple(class_names),
     )
+
+
+def _channel_statistics(pixels: np.ndarray, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and (unbiased) standard deviation of ``pixels / scale``, float32.
+
+    Computed exactly (integer sums of a byte histogram; float64 sums otherwise), not as a
+    parallel float32 reduction, whose last bits depend on torch's thread count: a worker that
+    loads the data again with one thread must normalise it to the very same bits."""
+    means, stds = [], []
+    for channel in range(pixels.shape[1]):
+        plane = np.ascontiguousarray(pixels[:, channel]).ravel()
+        n = plane.size
+        if plane.dtype == np.uint8:  # counting is exact whatever the order (and fast)
+            counts = torch.bincount(torch.from_numpy(plane), minlength=256).numpy()
+            values = np.arange(256, dtype=np.int64)
+            s1, s2 = int((counts * values).sum()), int((counts * values * values).sum())
+            mean = s1 / n
+            var = (n * s2 - s1 * s1) / (n * max(n - 1, 1))  # exact integers, one rounding
+        else:
+            wide = plane.astype(np.float64)
+            mean = float(wide.sum()) / n
+            var = float(((wide - mean) ** 2).sum()) / max(n - 1, 1)
+        means.append(mean / scale)
+        stds.append(math.sqrt(max(var, 0.0)) / scale)
+    mean_t = torch.tensor(means, dtype=torch.float32)
+    return mean_t, torch.tensor(stds, dtype=torch.float32).clamp_min(1e-6)
 
 
 def _check_labels(labels: np.ndarray, images: int, classes: int, where: object) -> None:
@@ -242,7 +412,8 @@ def load_dataset(name: str, data_dir: DataDir = None) -> ImageDataset:
     ``data_dir`` is a root holding ``mnist/``, ``fashion-mnist/``, ``cifar10/`` ... folders.
     ``folder:PATH`` loads a user's own images from ``PATH/{train,test}/<class>/*.png|jpg``
     (see `nasforge.data.folder`); PATH is taken as given (relative to the working directory),
-    not searched for under the data roots.
+    not searched for under the data roots. The dataset records how it was loaded (`source`),
+    so it pickles small.
     """
     if name.startswith(FOLDER_PREFIX):
         from nasforge.data.folder import load_image_folder
@@ -250,10 +421,13 @@ def load_dataset(name: str, data_dir: DataDir = None) -> ImageDataset:
         path = name[len(FOLDER_PREFIX) :]
         if not path.strip():
             raise ConfigError(f"dataset {name!r} names no folder; expected folder:PATH")
-        return load_image_folder(path)
-    if name not in _LOADERS:
+        data = load_image_folder(path)
+    elif name not in _LOADERS:
         raise UnknownNameError("dataset", name, (*DATASETS, f"{FOLDER_PREFIX}PATH"))
-    return _LOADERS[name](data_dir)
+    else:
+        data = _LOADERS[name](data_dir)
+    data.source = DataSource(data.name, tuple(str(root) for root in data_roots(data_dir)))
+    return data
 
 
 def _check_fraction(label: str, value: float, *, closed: bool) -> None:

@@ -15,10 +15,16 @@ from nasforge.errors import DataNotFoundError
 ENV_VAR = "NASFORGE_DATA"
 
 
-def data_roots(data_dir: str | os.PathLike[str] | None = None) -> list[Path]:
-    """The directories searched, in order: ``data_dir`` first, then each entry of NASFORGE_DATA."""
+RootArg = str | os.PathLike[str] | tuple[str | os.PathLike[str], ...] | None
+
+
+def data_roots(data_dir: RootArg = None) -> list[Path]:
+    """The directories searched, in order: ``data_dir`` first (one root, or a tuple of roots),
+    then each entry of NASFORGE_DATA."""
     roots: list[Path] = []
-    if data_dir is not None:
+    if isinstance(data_dir, tuple):
+        roots.extend(Path(root).expanduser() for root in data_dir)
+    elif data_dir is not None:
         roots.append(Path(data_dir).expanduser())
     for entry in os.environ.get(ENV_VAR, "").split(os.pathsep):
         if entry.strip():
@@ -28,7 +34,7 @@ def data_roots(data_dir: str | os.PathLike[str] | None = None) -> list[Path]:
 
 def find_data(
     relative: str | Sequence[str],
-    data_dir: str | os.PathLike[str] | None = None,
+    data_dir: RootArg = None,
     extra_roots: Sequence[str | os.PathLike[str]] = (),
     what: str = "data",
 ) -> Path:

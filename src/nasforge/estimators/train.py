@@ -17,7 +17,6 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import Any
 
 import torch
@@ -25,7 +24,7 @@ import torch.nn.functional as F
 
 from nasforge.core import Candidate, Result, SearchContext
 from nasforge.data.augment import Augmentation
-from nasforge.data.datasets import ImageDataset, split_train_val
+from nasforge.data.datasets import ImageDataset, resized, split_train_val
 from nasforge.errors import ConfigError, FewStepsWarning, TrainingDiverged
 from nasforge.estimators.base import EstimatorBase, EstimatorCapabilities
 from nasforge.estimators.early_stopping import Stopper
@@ -87,6 +86,11 @@ class Train(EstimatorBase):
     ``resolution`` resizes every image once, here, to that side (cheaper low-fidelity trials);
     ``augment`` is applied to each training batch only; ``early_stopping`` (a `Stopper`)
     validates after every epoch and may end a trial early. `describe` records all of it.
+
+    Sent to a worker process, a `Train` pickles small (a few kB): a dataset from `load_dataset`
+    travels as its description (name, data roots, resolution; see `DataSource`), each worker
+    loads the files once, and the split is recomputed from its seed. A dataset built in memory
+    with no description (your own arrays, `from_arrays`) is pickled whole, tensors and all.
     """
 
     name = "train"
@@ -155,7 +159,7 @@ class Train(EstimatorBase):
             )
         self.source_size = dataset.size
         self.resolution = dataset.size if resolution is None else int(resolution)
-        self.space, self.dataset, self.net = space, _resized(dataset, self.resolution), net
+        self.space, self.dataset, self.net = space, resized(dataset, self.resolution), net
         self.epochs, self.batch_size = int(epochs), int(batch_size)
         self.eval_batch_size = int(eval_batch_size)
         self.lr, self.momentum, self.nesterov = lr, momentum, nesterov
@@ -340,6 +344,19 @@ class Train(EstimatorBase):
             curve=tuple(curve),
         )
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Everything but the split indices (CIFAR-10's are ~400 kB), which `__setstate__`
+        recomputes from the seed; the dataset pickles as its description where it has one."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("train_idx", "val_idx")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        train_idx, val_idx = split_train_val(
+            len(self.dataset.train_x), self.val_fraction, self.seed, self.subset
+        )
+        self.train_idx = torch.from_numpy(train_idx)
+        self.val_idx = torch.from_numpy(val_idx)
+
     def _epochs(self, candidate: Candidate) -> int:
         if candidate.fidelity is None:
             return self.epochs
@@ -459,19 +476,3 @@ def _accepts(function: Any, keyword: str) -> bool:
     except (TypeError, ValueError):
         return False
     return keyword in parameters  # named explicitly: **kwargs may not mean "any keyword"
-
-
-def _resized(dataset: ImageDataset, side: int) -> ImageDataset:
-    """The dataset at ``side``×``side`` pixels, resized once here so every epoch is cheap
-    (bilinear; antialiased when shrinking, so fine detail is averaged rather than aliased)."""
-    if side == dataset.size:
-        return dataset
-
-    def resize(x: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(
-            x, size=(side, side), mode="bilinear", align_corners=False, antialias=side < x.shape[-1]
-        )
-
-    return replace(
-        dataset, train_x=resize(dataset.train_x), test_x=resize(dataset.test_x), size=side
-    )

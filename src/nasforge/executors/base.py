@@ -40,6 +40,14 @@ class Outcome:
     fatal: bool = False
 
 
+class WorkersUnavailable(RuntimeError):
+    """No worker can run trials any more: every one failed to start, retries included.
+
+    Neither the input's fault (not a ``NasforgeError``) nor the search's: the experiment stops
+    the run as ``interrupted``, with the trials in flight still marked running, so ``resume``
+    continues it once workers can start again."""
+
+
 def worker_label() -> str:
     return f"pid {os.getpid()}@{socket.gethostname()}"
 
@@ -85,11 +93,15 @@ class Executor(Protocol):
     ``start(estimator)`` ships the estimator to the workers once (not per job);
     ``submit(job)`` must not block; ``wait(timeout)`` blocks until at least one outcome is
     ready (or the timeout passes, then returns ``[]``) and returns every ready outcome;
-    ``shutdown()`` stops the workers. Executors are context managers.
+    ``shutdown()`` stops the workers. Executors are context managers. ``slots`` may shrink
+    while a search runs (workers that cannot be replaced); ``degraded`` is then one line saying
+    so, for the run's log and progress line, else None. An executor left with no way to run a
+    job raises `WorkersUnavailable` from ``submit`` or ``wait``.
     """
 
     name: str
     slots: int
+    degraded: str | None
 
     def start(self, estimator: Estimator) -> None: ...
 
@@ -105,6 +117,7 @@ class ExecutorBase:
 
     name = "base"
     slots = 1
+    degraded: str | None = None
 
     def __enter__(self) -> ExecutorBase:
         return self

@@ -31,7 +31,18 @@ Design choices, and why:
 * **A dead worker fails one trial, not the search.** Crash, time or memory limit: the trial
   becomes a failed ``Outcome`` saying why, a replacement worker starts (and gets the estimator),
   and the pool goes on. A Python exception in the estimator never kills the worker: ``run_job``
-  turns it into a failed outcome.
+  turns it into a failed outcome. The memory limit kills trials still running only: a result
+  that has arrived is kept even if the peak passed the limit (the worker is then replaced if
+  it still holds more than the limit while idle).
+* **A worker that cannot start costs a slot, not the search.** A new worker that dies before
+  it is ready, fails to load the estimator or passes ``startup_timeout`` is tried again after a
+  back-off (``retry_backoff`` seconds, doubling); after ``start_attempts`` failed starts in a
+  row its slot is given up: ``slots`` shrinks, ``degraded`` says so (the experiment logs it
+  and shows it in its progress line) and the search goes on with the others. Only when no slot
+  is left does ``wait`` raise `WorkersUnavailable`, which the experiment records as
+  ``interrupted``, so the run can be resumed. The one exception is an estimator that every
+  first worker fails to load (a class that cannot be imported by module path): that is an
+  input error, a ``ConfigError`` from ``start``, since retrying cannot fix it.
 * **No orphans.** ``shutdown`` (also on ``__exit__``, on garbage collection and at interpreter
   exit) stops idle workers and kills busy ones; workers ignore Ctrl-C (the driver handles it)
   and exit by themselves when the driver process disappears. A stopping worker flushes its
@@ -40,6 +51,7 @@ Design choices, and why:
 
 from __future__ import annotations
 
+import logging
 import math
 import multiprocessing
 import os
@@ -66,6 +78,7 @@ from nasforge.executors.base import (
     ExecutorBase,
     Job,
     Outcome,
+    WorkersUnavailable,
     describe_exception,
     run_job,
     worker_label,
@@ -74,7 +87,9 @@ from nasforge.executors.base import (
 START_METHODS = ("forkserver", "spawn")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 ORPHAN_EXIT_CODE = 75  # a worker whose driver went away exits with this
+MAX_BACKOFF = 60.0  # seconds: the longest wait before another try to start a worker
 _HOST = socket.gethostname()
+_LOG = logging.getLogger(__name__)
 
 
 def available_cpus() -> int:
@@ -151,10 +166,13 @@ def _worker_main(conn: Connection, threads: int) -> None:
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     limit = _ThreadLimit(threads)
     try:
-        estimator = pickle.loads(conn.recv_bytes())
-        limit.apply()
-    except (EOFError, OSError):
+        payload = conn.recv_bytes()
+    except (EOFError, OSError):  # the driver is gone
         return
+    try:  # an OSError here is the estimator's (a data file it reads), not the pipe's
+        estimator = pickle.loads(payload)
+        del payload
+        limit.apply()
     except BaseException as err:
         _send(conn, ("load-failed", describe_exception(err)))
         return
@@ -206,6 +224,8 @@ class _Worker:
     sender: threading.Thread | None = None  # writes the estimator into the pipe
     kill_reason: str | None = None  # set when the monitor killed it
     gone: bool = False  # its pipe reached end of file
+    attempt: int = 0  # failed starts of its slot in a row before this one
+    load_error: str | None = None  # why it could not load the estimator, if it said so
 
     def close(self) -> None:
         """Close the pipe once the payload writer is done with it (call after the process
@@ -292,7 +312,9 @@ class ProcessPoolExecutor(ExecutorBase):
     runaway trial into a failed outcome; ``threads_per_worker`` defaults to the available CPUs
     divided among the workers; ``start_method`` is ``"spawn"`` or ``"forkserver"``.
     ``poll_interval`` is how often limits are checked; ``startup_timeout`` how long a new worker
-    may take to import its modules and load the estimator.
+    may take to import its modules and load the estimator; ``start_attempts`` how many starts
+    in a row a slot may fail (waiting ``retry_backoff`` seconds, doubling, between them) before
+    the pool gives it up and goes on with fewer ``slots``.
     """
 
     name = "pool"
@@ -307,6 +329,8 @@ class ProcessPoolExecutor(ExecutorBase):
         *,
         poll_interval: float = 0.05,
         startup_timeout: float = 300.0,
+        start_attempts: int = 4,
+        retry_backoff: float = 1.0,
     ):
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ConfigError(f"pool workers must be a whole number >= 1, got {workers!r}")
@@ -314,6 +338,13 @@ class ProcessPoolExecutor(ExecutorBase):
         _check_positive("memory_limit_mb", memory_limit_mb, optional=True)
         _check_positive("poll_interval (seconds)", poll_interval)
         _check_positive("startup_timeout (seconds)", startup_timeout)
+        _check_positive("retry_backoff (seconds)", retry_backoff)
+        if (
+            isinstance(start_attempts, bool)
+            or not isinstance(start_attempts, int)
+            or (start_attempts < 1)
+        ):
+            raise ConfigError(f"start_attempts must be a whole number >= 1, got {start_attempts!r}")
         if threads_per_worker is None:
             threads_per_worker = max(1, available_cpus() // workers)
         if (
@@ -338,7 +369,6 @@ class ProcessPoolExecutor(ExecutorBase):
             )
         if memory_limit_mb is not None and not os.path.exists("/proc/self/status"):
             raise ConfigError("memory_limit_mb needs Linux (/proc/<pid>/status); leave it unset")
-        self.slots = workers
         self.workers = workers
         self.trial_timeout = None if trial_timeout is None else float(trial_timeout)
         self.memory_limit_mb = None if memory_limit_mb is None else float(memory_limit_mb)
@@ -346,8 +376,18 @@ class ProcessPoolExecutor(ExecutorBase):
         self.start_method = start_method
         self.poll_interval = float(poll_interval)
         self.startup_timeout = float(startup_timeout)
+        self.start_attempts = start_attempts
+        self.retry_backoff = float(retry_backoff)
         #: workers started to replace ones that died or were killed
         self.replacements = 0
+        #: slots given up because their workers kept failing to start
+        self.lost_slots = 0
+        #: None while every slot works; else one line saying how many are left and why
+        self.degraded: str | None = None
+        self._respawns: list[tuple[float, int]] = []  # (when, attempt) of slots to start again
+        self._ever_ready = False
+        self._first_load_failures = 0
+        self._last_start_failure = ""
         self._context = multiprocessing.get_context(start_method)
         self._workers: list[_Worker] = []
         self._pending: deque[tuple[Job, bytes]] = deque()
@@ -363,13 +403,24 @@ class ProcessPoolExecutor(ExecutorBase):
     # ---------------------------------------------------------------------------- public API
 
     @property
+    def slots(self) -> int:  # type: ignore[override]
+        """Jobs run at once: the workers asked for, less the slots given up. Never reported
+        below 1 (the driver would take 0 for "finished"): with none left, ``submit`` and
+        ``wait`` raise `WorkersUnavailable` instead."""
+        return max(1, self.workers - self.lost_slots)
+
+    @property
     def worker_pids(self) -> list[int]:
         """Process ids of the current workers (replacements included)."""
         with self._lock:
             return [w.pid for w in self._workers]
 
     def start(self, estimator: Estimator) -> None:
-        """Pickle the estimator once, start the workers and wait until each has loaded it."""
+        """Pickle the estimator once, start the workers and wait until each has loaded it, or
+        until one has and every other has failed at least once (those retry in the background).
+
+        Raises `WorkersUnavailable` if no worker could start, ``ConfigError`` if every first
+        worker failed to load the estimator (an input error: retrying cannot fix it)."""
         if self._state != "new":
             raise RuntimeError(f"ProcessPoolExecutor.start() called twice (state {self._state})")
         try:
@@ -388,20 +439,15 @@ class ProcessPoolExecutor(ExecutorBase):
         try:
             with self._lock:
                 self._workers.extend(self._spawn() for _ in range(self.workers))
-            deadline = time.monotonic() + self.startup_timeout
             while True:
                 with self._lock:
-                    self._poll()
-                    if all(w.ready for w in self._workers):
+                    self._tend()
+                    if self.lost_slots >= self.workers:
+                        raise WorkersUnavailable(self._unavailable())
+                    if self._started_enough():
                         break
-                    handles = self._handles()
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise RuntimeError(
-                        f"the pool's workers did not load the estimator within "
-                        f"{_number(self.startup_timeout)} s (startup_timeout)"
-                    )
-                mpc.wait(handles, remaining)
+                    handles, wake = self._handles(), self._next_wake()
+                mpc.wait(handles, wake)
         except BaseException:
             self.shutdown()
             raise
@@ -429,6 +475,8 @@ class ProcessPoolExecutor(ExecutorBase):
                 self._ready.append(Outcome(job.number, None, reason, 0.0, worker_label()))
             return
         with self._lock:
+            if self.lost_slots >= self.workers:
+                raise WorkersUnavailable(self._unavailable())
             self._pending.append((job, data))
             self._dispatch()
 
@@ -439,20 +487,22 @@ class ProcessPoolExecutor(ExecutorBase):
         while True:
             with self._lock:
                 if self._state == "running":
-                    self._poll()
+                    self._tend()
                     self._dispatch()
-                if self._ready:
+                if self._ready:  # finished trials first, even when no worker is left
                     outcomes, self._ready = sorted(self._ready, key=lambda o: o.number), []
                     return outcomes
+                if self._state == "running" and self.lost_slots >= self.workers:
+                    raise WorkersUnavailable(self._unavailable())
                 if self._state != "running" or (
                     not self._pending and all(w.job is None for w in self._workers)
                 ):
                     return []
-                handles = self._handles()
+                handles, wake = self._handles(), self._next_wake()
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return []
-            mpc.wait(handles, remaining)
+            mpc.wait(handles, _earliest(remaining, wake))
 
     def shutdown(self) -> None:
         """Stop idle workers cleanly, kill busy ones (their trials are abandoned)."""
@@ -476,6 +526,7 @@ class ProcessPoolExecutor(ExecutorBase):
                 worker.close()
             self._workers.clear()
             self._pending.clear()
+            self._respawns.clear()
         if self._finalizer is not None:
             self._finalizer.cancel()
         if self._monitor is not None and self._monitor is not threading.current_thread():
@@ -483,7 +534,7 @@ class ProcessPoolExecutor(ExecutorBase):
 
     # ---------------------------------------------------------------------------- internals
 
-    def _spawn(self) -> _Worker:
+    def _spawn(self, attempt: int = 0) -> _Worker:
         parent_end, child_end = self._context.Pipe(duplex=True)
         process = self._context.Process(
             target=_worker_main,
@@ -492,7 +543,9 @@ class ProcessPoolExecutor(ExecutorBase):
         )
         process.start()
         child_end.close()
-        worker = _Worker(process, parent_end, process.pid or 0, spawned=time.monotonic())
+        worker = _Worker(
+            process, parent_end, process.pid or 0, spawned=time.monotonic(), attempt=attempt
+        )
         # The payload may be large (a dataset): a thread writes it while the driver goes on.
         worker.sender = threading.Thread(
             target=_send_payload, args=(parent_end, self._payload), daemon=True
@@ -527,6 +580,89 @@ class ProcessPoolExecutor(ExecutorBase):
                 worker.job, worker.gone = None, True
                 self._pending.appendleft((job, data))
 
+    def _tend(self) -> None:
+        """Read messages, bury the dead, time out slow starters, start slots that are due."""
+        self._poll()
+        self._kill_slow_starters(time.monotonic())
+        self._spawn_due()
+
+    def _started_enough(self) -> bool:
+        """``start`` may return: every slot has a ready worker, or one has and each other slot
+        has failed at least once (those go on retrying while the search runs)."""
+        ready = [w for w in self._workers if w.ready]
+        if len(ready) == self.workers - self.lost_slots:
+            return True
+        return bool(ready) and all(w.attempt > 0 for w in self._workers if not w.ready)
+
+    def _next_wake(self) -> float | None:
+        """Seconds until a start-up deadline or a retry falls due (None: nothing scheduled)."""
+        now = time.monotonic()
+        times = [when for when, _ in self._respawns]
+        times += [w.spawned + self.startup_timeout for w in self._workers if not w.ready]
+        return max(0.0, min(times) - now) if times else None
+
+    def _spawn_due(self) -> None:
+        if self._state not in ("starting", "running"):
+            return
+        now = time.monotonic()
+        due = [r for r in self._respawns if r[0] <= now]
+        for entry in due:
+            self._respawns.remove(entry)
+            self._workers.append(self._spawn(attempt=entry[1]))
+
+    def _kill_slow_starters(self, now: float) -> None:
+        for worker in self._workers:
+            if (
+                not worker.ready
+                and worker.kill_reason is None
+                and not worker.gone
+                and now - worker.spawned > self.startup_timeout
+            ):
+                self._kill(
+                    worker,
+                    f"did not load the estimator within {_number(self.startup_timeout)} s "
+                    "(startup_timeout)",
+                )
+
+    def _start_failed(self, worker: _Worker, reason: str) -> None:
+        """A worker died before it was ready: try its slot again later, or give the slot up."""
+        self._workers.remove(worker)
+        self._last_start_failure = reason
+        if self._state == "starting" and worker.attempt == 0 and worker.load_error is not None:
+            self._first_load_failures += 1
+            if self._first_load_failures >= self.workers and not self._ever_ready:
+                raise ConfigError(
+                    f"a pool worker could not load the estimator: {worker.load_error} (classes "
+                    "must be importable by module path in a fresh interpreter, not defined "
+                    "interactively)"
+                )
+        attempt = worker.attempt + 1
+        if attempt < self.start_attempts:
+            delay = min(self.retry_backoff * 2.0 ** (attempt - 1), MAX_BACKOFF)
+            self._respawns.append((time.monotonic() + delay, attempt))
+            _LOG.info(
+                "pool worker %s %s; trying again in %s s (start %d of %d)",
+                worker.label,
+                reason,
+                _number(round(delay, 2)),
+                attempt + 1,
+                self.start_attempts,
+            )
+            return
+        self.lost_slots += 1
+        left = self.workers - self.lost_slots
+        self.degraded = (
+            f"on {left} of {self.workers} workers: {self.lost_slots} could not start "
+            f"({self.start_attempts} tries each; last: {reason})"
+        )
+        _LOG.warning("pool: %s", self.degraded)
+
+    def _unavailable(self) -> str:
+        return (
+            f"no pool worker could start after {self.start_attempts} tries per slot (last: "
+            f"{self._last_start_failure}); the run stops as interrupted and can be resumed"
+        )
+
     def _poll(self) -> None:
         """Read every message that has arrived; bury (and replace) workers that died."""
         for worker in list(self._workers):
@@ -543,13 +679,11 @@ class ProcessPoolExecutor(ExecutorBase):
         kind = message[0]
         if kind == "ready":
             worker.ready = True
+            self._ever_ready = True
         elif kind == "started":
             worker.acknowledged = True
-        elif kind == "load-failed":
-            raise ConfigError(
-                f"a pool worker could not load the estimator: {message[1]} (classes must be "
-                "importable by module path in a fresh interpreter, not defined interactively)"
-            )
+        elif kind == "load-failed":  # the worker exits next; _bury retries or gives up its slot
+            worker.load_error = message[1]
         elif kind in ("outcome", "job-failed"):
             job = worker.job
             if job is None:
@@ -559,10 +693,13 @@ class ProcessPoolExecutor(ExecutorBase):
                 outcome = Outcome(job.number, None, message[1], elapsed, worker.label)
             else:
                 outcome = _decode(message[1])
-            if self.memory_limit_mb is not None and self._over_memory(worker):
-                return  # killed: _bury fails the trial with the reason
-            worker.job = None
+            worker.job = None  # finished: whatever a limit says now, the result is kept
             self._ready.append(outcome)
+            if self.memory_limit_mb is not None and worker.kill_reason is None:
+                resident = _memory_mb(worker.pid, "VmRSS:")
+                if resident is not None and resident > self.memory_limit_mb:
+                    # idle but still over the limit (a leak?): the next trial would be blamed
+                    self._kill(worker, f"held ~{resident:.0f} MB after its trial")
 
     def _bury(self, worker: _Worker) -> None:
         worker.gone = True
@@ -572,11 +709,14 @@ class ProcessPoolExecutor(ExecutorBase):
             worker.process.join(5.0)
         exit_reason = _describe_exit(worker.process.exitcode)
         worker.close()
-        index = self._workers.index(worker)
         if not worker.ready:
-            del self._workers[index]
-            why = worker.kill_reason or f"exited before it was ready: it {exit_reason}"
-            raise RuntimeError(f"a pool worker ({worker.label}) {why}")
+            if worker.load_error is not None:
+                why = f"could not load the estimator: {worker.load_error}"
+            else:
+                why = worker.kill_reason or f"exited before it was ready: it {exit_reason}"
+            self._start_failed(worker, why)
+            return
+        index = self._workers.index(worker)
         if worker.job is not None and not (worker.acknowledged or worker.kill_reason):
             # it died before it began the job (killed while idle): the job was not tried
             self._pending.appendleft((worker.job, worker.job_data))
@@ -605,16 +745,10 @@ class ProcessPoolExecutor(ExecutorBase):
             if self._state != "running":
                 return
             now = time.monotonic()
+            self._kill_slow_starters(now)
+            self._spawn_due()  # the driver may be busy elsewhere (the strategy, the store)
             for worker in self._workers:
-                if worker.kill_reason is not None or worker.gone:
-                    continue
-                if worker.job is None:
-                    if not worker.ready and now - worker.spawned > self.startup_timeout:
-                        self._kill(
-                            worker,
-                            f"did not load the estimator within {_number(self.startup_timeout)} "
-                            "s (startup_timeout)",
-                        )
+                if worker.kill_reason is not None or worker.gone or worker.job is None:
                     continue
                 # memory first: a trial past both limits is most likely slow because it swaps
                 if self.memory_limit_mb is not None and self._over_memory(worker):
@@ -622,6 +756,12 @@ class ProcessPoolExecutor(ExecutorBase):
                 limit = self.trial_timeout
                 if limit is not None and now - worker.started > limit:
                     self._kill(worker, f"exceeded the {_number(limit)} s trial time limit")
+
+
+def _earliest(*timeouts: float | None) -> float | None:
+    """The shortest of some timeouts, None meaning "no limit"."""
+    finite = [t for t in timeouts if t is not None]
+    return min(finite) if finite else None
 
 
 def _send_payload(conn: Connection, payload: bytes | None) -> None:
