@@ -723,11 +723,12 @@ def add_final_parsers(sub: Any) -> None:
 
     export = sub.add_parser(
         "export",
-        help="write a run's model as TorchScript, ONNX, JSON and a torch-only loader",
+        help="write a run's model (torch.export, ONNX, TorchScript), JSON and a torch-only loader",
         description="Export the model kept by 'nasforge train-final' (else the run's best "
-        "architecture, trained once at the run's fidelity): model.ts, model.onnx (checked "
-        "against PyTorch with onnxruntime), arch.json, weights.pt and load_model.py, which "
-        "needs only torch.",
+        "architecture, trained once at the run's fidelity): model.pt2 (torch.export), "
+        "model.onnx and model.ts, each reloaded and checked against PyTorch (ONNX with "
+        "onnxruntime), arch.json, weights.pt and load_model.py, which needs only torch. A "
+        "file written by a legacy exporter is announced with the reason.",
     )
     export.add_argument("run", help="run name")
     export.add_argument("--store", required=True, help="SQLite file or postgresql:// URL")
