@@ -71,11 +71,46 @@ class History:
     trials: list[Trial] = field(default_factory=list)
     key: Callable[[Trial], Hashable] | None = None
     _keys: dict[int, Hashable] = field(default_factory=dict, repr=False, compare=False)
+    _judged: dict[Hashable, Trial] = field(default_factory=dict, repr=False, compare=False)
+    _best: Trial | None = field(default=None, repr=False, compare=False)
+    _cost: float = field(default=0.0, repr=False, compare=False)
+    _failures: int = field(default=0, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        given, self.trials = list(self.trials), []
+        for trial in given:  # trials given at construction are judged like added ones
+            self.add(trial)
 
     def add(self, trial: Trial) -> None:
         """Insert in trial-number order: with several workers, trials finish out of order."""
         numbers = [t.number for t in self.trials]
         self.trials.insert(bisect.bisect(numbers, trial.number), trial)
+        if trial.ok:
+            self._best = self._judge(self._judged, self._best, trial)
+            self._cost += trial.result.cost  # type: ignore[union-attr]
+        else:
+            self._failures += 1
+
+    def _judge(self, judged: dict[Hashable, Trial], incumbent: Trial | None, trial: Trial) -> Trial:
+        """Update ``judged`` (architecture -> the trial that judges it) with ``trial`` and
+        return the new incumbent: the rule of `rank_architectures`, kept incrementally, so
+        `best` costs nothing per ask (a multi-fidelity run has thousands of trials). The
+        result does not depend on the order trials arrive in."""
+        key = self._key(trial)
+        judged[key] = rank_architectures(
+            [t for t in (judged.get(key), trial) if t is not None],
+            key=lambda _: key,
+            fidelity=lambda t: t.result.fidelity,  # type: ignore[union-attr]
+            objective=lambda t: t.result.objective,  # type: ignore[union-attr]
+            number=lambda t: t.number,
+        )[0]
+
+        def order(t: Trial) -> tuple[float, int]:
+            return (-t.result.objective, t.number)  # type: ignore[union-attr]
+
+        if incumbent is None or self._key(incumbent) == key:  # its judge may have changed
+            return min(judged.values(), key=order)
+        return judged[key] if order(judged[key]) < order(incumbent) else incumbent
 
     @property
     def completed(self) -> list[Trial]:
@@ -83,22 +118,15 @@ class History:
 
     @property
     def failed(self) -> list[Trial]:
-        return [t for t in self.trials if not t.ok]
+        return [t for t in self.trials if not t.ok] if self._failures else []
 
     @property
     def best(self) -> Trial | None:
-        ranked = rank_architectures(
-            self.completed,
-            key=self._key,
-            fidelity=lambda t: t.result.fidelity,  # type: ignore[union-attr]
-            objective=lambda t: t.result.objective,  # type: ignore[union-attr]
-            number=lambda t: t.number,
-        )
-        return ranked[0] if ranked else None
+        return self._best
 
     @property
     def total_cost(self) -> float:
-        return sum(t.result.cost for t in self.completed)  # type: ignore[union-attr]
+        return self._cost  # summed as trials are added: the budget asks after every trial
 
     def anytime(self, report_metric: str = "test_acc") -> list[dict[str, Any]]:
         """After each trial: the incumbent (the best so far, by the rule of `best`), its
@@ -106,25 +134,13 @@ class History:
         the anytime curve papers plot: what you would have got had you stopped the search
         there; its last point is `best`."""
         curve: list[dict[str, Any]] = []
-        judged: dict[Hashable, Trial] = {}  # architecture -> the trial that judges it
+        judged: dict[Hashable, Trial] = {}
         incumbent: Trial | None = None
         cost = 0.0
         for trial in self.trials:
             if trial.ok:
                 cost += trial.result.cost  # type: ignore[union-attr]
-                key = self._key(trial)
-                judged[key] = rank_architectures(
-                    [t for t in (judged.get(key), trial) if t is not None],
-                    key=lambda _: key,
-                    fidelity=lambda t: t.result.fidelity,  # type: ignore[union-attr]
-                    objective=lambda t: t.result.objective,  # type: ignore[union-attr]
-                    number=lambda t: t.number,
-                )[0]
-                order = lambda t: (-t.result.objective, t.number)  # type: ignore[union-attr]  # noqa: E731
-                if incumbent is None or self._key(incumbent) == key:  # its judge may have changed
-                    incumbent = min(judged.values(), key=order)
-                elif order(judged[key]) < order(incumbent):
-                    incumbent = judged[key]
+                incumbent = self._judge(judged, incumbent, trial)
             curve.append(
                 {
                     "trial": trial.number,
