@@ -6,25 +6,14 @@ executor would ignore are refused instead."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from cli_run import nasforge  # tests/ is on sys.path (tests/conftest.py)
 from nasforge.final import format_table, train_final
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "nasforge.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-    )
 
 
 def test_search_only_uses_the_default_store_and_train_final_follows_the_plan(
@@ -32,11 +21,11 @@ def test_search_only_uses_the_default_store_and_train_final_follows_the_plan(
 ) -> None:
     search = ["search", "--dataset", "digits", "--subset", "0.3", "--epochs", "1"]
     search += ["--batch-size", "32", "--budget", "2", "--workers", "1", "--search-only"]
-    done = _cli(*search, "--name", "later", cwd=tmp_path)
+    done = nasforge(*search, "--name", "later", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     store = tmp_path / "runs" / "nasforge.db"  # the README's default store
     assert store.is_file() and "runs/nasforge.db" in done.stdout
-    shown = json.loads(_cli("show", "later", "--store", str(store), "--json").stdout)
+    shown = json.loads(nasforge("show", "later", "--store", str(store), "--json").stdout)
     assert shown["trials"]["complete"] == 2
 
     result = train_final(store, "later", progress=False).to_json()
@@ -47,7 +36,7 @@ def test_search_only_uses_the_default_store_and_train_final_follows_the_plan(
     table = format_table(result)
     assert "MMACs" in table and "1 MAC = 2 FLOPs" in table and "MFLOPs (" not in table
 
-    helps = " ".join(_cli("train-final", "--help").stdout.split())
+    helps = " ".join(nasforge("train-final", "--help").stdout.split())
     assert "default: the run's final plan, else 1" in helps  # --top-k
     assert "default: the run's final plan, else 2" in helps  # --seeds
 
@@ -64,7 +53,7 @@ def test_options_the_executor_would_ignore_are_refused(
     options: list[str], says: str, nb201_dir: Path, tmp_path: Path
 ) -> None:
     data = ["--data-dir", str(nb201_dir.parent), "--store", str(tmp_path / "s.db")]
-    done = _cli("search", "--estimator", "benchmark", "--budget", "2", *options, *data)
+    done = nasforge("search", "--estimator", "benchmark", "--budget", "2", *options, *data)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and says in lines[0], done.stderr
     assert not (tmp_path / "s.db").exists()

@@ -3,12 +3,11 @@ name with a path in it is refused where a run is created, before anything is wri
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from cli_run import nasforge  # tests/ is on sys.path (tests/conftest.py)
 from nasforge.errors import ConfigError
 from nasforge.experiment import Experiment
 from nasforge.spaces.nb201 import NB201Space
@@ -19,23 +18,13 @@ BAD = ["../../x", "/tmp/abs", ".hidden", "a/b", "a b", "<script>", "", "x" * 101
 GOOD = ["fmnist", "run-20261202-014502", "A.b_c-9", "x" * 100]
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "nasforge.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-    )
-
-
 @pytest.mark.parametrize("name", ["../../x", "/tmp/abs-run", ".hidden"])
 def test_the_cli_refuses_an_unsafe_name_in_one_line_and_writes_nothing(
     name: str, tmp_path: Path
 ) -> None:
     work = tmp_path / "deep" / "work"
     work.mkdir(parents=True)
-    done = _cli(
+    done = nasforge(
         "search",
         "--estimator",
         "benchmark",
@@ -81,7 +70,7 @@ def test_debug_shows_the_traceback_of_a_user_error(tmp_path: Path) -> None:
     broken = tmp_path / "broken.py"
     broken.write_text("raise RuntimeError('bad space file')\n")
     args = ["search", "--estimator", "benchmark", "--space", f"{broken}:space"]
-    plain, debug = _cli(*args, cwd=tmp_path), _cli(*args, "--debug", cwd=tmp_path)
+    plain, debug = nasforge(*args, cwd=tmp_path), nasforge(*args, "--debug", cwd=tmp_path)
     assert plain.returncode == debug.returncode == 2
     assert "Traceback" not in plain.stderr and "Traceback" in debug.stderr
     assert debug.stderr.strip().splitlines()[-1] == plain.stderr.strip()

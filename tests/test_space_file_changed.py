@@ -7,21 +7,11 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
+from cli_run import nasforge  # tests/ is on sys.path (tests/conftest.py)
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "nasforge.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-    )
 
 
 def test_a_changed_space_file_is_refused_by_every_command_that_rebuilds_the_run(
@@ -32,9 +22,9 @@ def test_a_changed_space_file_is_refused_by_every_command_that_rebuilds_the_run(
     original = space_file.read_bytes()
     search = ["search", "--space", "custom_space.py:space", "--dataset", "digits", "--subset"]
     search += ["1", "--epochs", "1", "--batch-size", "32", "--budget", "1", "--workers", "1"]
-    done = _cli(*search, "--search-only", "--store", "s.db", "--name", "mine", cwd=tmp_path)
+    done = nasforge(*search, "--search-only", "--store", "s.db", "--name", "mine", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    shown = json.loads(_cli("show", "mine", "--store", "s.db", "--json", cwd=tmp_path).stdout)
+    shown = json.loads(nasforge("show", "mine", "--store", "s.db", "--json", cwd=tmp_path).stdout)
     recorded = json.dumps(shown)
     assert hashlib.sha256(original).hexdigest() in recorded  # the file's own digest
 
@@ -44,12 +34,12 @@ def test_a_changed_space_file_is_refused_by_every_command_that_rebuilds_the_run(
         ["train-final", "mine", "--store", "s.db", "--top-k", "1", "--seeds", "1"],
         ["export", "mine", "--store", "s.db"],
     ):
-        refused = _cli(*command, cwd=tmp_path)
+        refused = nasforge(*command, cwd=tmp_path)
         lines = refused.stderr.strip().splitlines()
         assert refused.returncode == 2, (command, refused.stderr[-2000:])
         assert lines[-1].startswith("nasforge: error: space file custom_space.py has changed")
         assert "Traceback" not in refused.stderr
 
     space_file.write_bytes(original)  # restored: the run is whole again
-    again = _cli("export", "mine", "--store", "s.db", cwd=tmp_path)
+    again = nasforge("export", "mine", "--store", "s.db", cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-2000:]

@@ -7,23 +7,13 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
+
+from cli_run import nasforge  # tests/ is on sys.path (tests/conftest.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = f"{ROOT / 'examples' / 'tabular_space.py'}:space"
 TABLE = ROOT / "examples" / "tabular_benchmark.csv"
-
-
-def _cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "nasforge.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-    )
 
 
 def _rows(path: Path = TABLE) -> list[dict[str, str]]:
@@ -41,7 +31,7 @@ def _write(path: Path, rows: list[dict[str, str]], columns: list[str]) -> Path:
 
 def test_benchmark_compares_strategies_on_a_users_table(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
-    done = _cli(
+    done = nasforge(
         "benchmark",
         "--space",
         SPACE,
@@ -76,7 +66,7 @@ def test_benchmark_compares_strategies_on_a_users_table(tmp_path: Path) -> None:
 
 
 def test_search_help_states_the_table_column_defaults() -> None:
-    text = " ".join(_cli("search", "--help").stdout.split())
+    text = " ".join(nasforge("search", "--help").stdout.split())
     assert "--table column the search maximises (default val_acc)" in text
     assert "default test_acc when the table has it, else none" in text
     assert "--table-missing {error,fail}" in text
@@ -85,13 +75,13 @@ def test_search_help_states_the_table_column_defaults() -> None:
 def test_a_table_with_a_single_accuracy_column(tmp_path: Path) -> None:
     rows = [{**r, "acc": r["val_acc"]} for r in _rows()]
     one = _write(tmp_path / "one.csv", rows, ["block", "kernel", "depth", "shortcut", "acc"])
-    done = _cli(
+    done = nasforge(
         "search", "--space", SPACE, "--table", str(one), "--table-objective", "acc", "--budget", "5"
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "(no report-only column: the objective is what comparisons report)" in done.stdout
     assert "report only" not in done.stdout
-    compared = _cli(
+    compared = nasforge(
         "benchmark",
         "--space",
         SPACE,
@@ -117,11 +107,11 @@ def test_missing_rows_stop_the_run_or_fail_the_trial_as_asked(tmp_path: Path) ->
     half = _write(tmp_path / "half.csv", rows[: len(rows) // 2], list(rows[0]))
     args = ["search", "--space", SPACE, "--table", str(half), "--strategy", "random"]
     args += ["--budget", "20", "--json"]
-    stopped = _cli(*args)
+    stopped = nasforge(*args)
     assert stopped.returncode == 2
     assert stopped.stderr.strip().splitlines()[-1].startswith("nasforge: error: ")
     assert "--table-missing fail" in stopped.stderr  # the option the message recommends
-    going = _cli(*args, "--table-missing", "fail")
+    going = nasforge(*args, "--table-missing", "fail")
     assert going.returncode == 0, going.stderr[-2000:]
     summary = json.loads(going.stdout)
     assert summary["trials"] == 20 and 0 < summary["failed"] < 20, summary
