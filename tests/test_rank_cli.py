@@ -12,11 +12,11 @@ import pytest
 import scipy
 from scipy import stats
 
+from cli_run import nasforge  # tests/ is on sys.path (tests/conftest.py)
+from conftest import require_data
 from nasforge.cli import main
 from nasforge.rank import ScoreCache, run_scorer
 from nasforge.spaces.nb201 import NB201Space
-from tests.cli_run import nasforge
-from tests.conftest import require_data
 
 
 @pytest.mark.parametrize(
@@ -137,7 +137,7 @@ def test_the_cache_resumes_without_rescoring_and_follows_the_setup(tmp_path: Pat
     archs = [space.canonical(space.sample(np.random.default_rng(i))) for i in range(5)]
     path = tmp_path / "cache.jsonl"
     first = Counting()
-    scores, seconds, reused = run_scorer(first, archs[:3], space, ScoreCache(path), None)
+    scores, _, reused = run_scorer(first, archs[:3], space, ScoreCache(path), None)
     assert reused == 0 and len(first.asked) == 3
     with path.open("a") as handle:
         handle.write('{"key": "cut by a kill", "arch":')  # a half-written last line
