@@ -15,7 +15,7 @@ from scipy import stats
 from cli_run import nasforge  # tests/ is on sys.path (tests/conftest.py)
 from conftest import require_data
 from nasforge.cli import main
-from nasforge.rank import ScoreCache, run_scorer
+from nasforge.rank import ScoreCache, run_scorer, sample_distinct
 from nasforge.spaces.nb201 import NB201Space
 
 
@@ -30,6 +30,7 @@ from nasforge.spaces.nb201 import NB201Space
         ),
         (["--sample", "10", "--predictor", "ridge"], ["--predictor needs --train-size"]),
         (["--sample", "10", "--train-size", "5", "--estimator", "benchmark"], ["--train-size"]),
+        (["--sample", "10", "--encoding", "path", "--proxy", "naswot"], ["--encoding"]),
         (["--sample", "10"], ["nothing to rank", "--proxy", "--predictor", "--estimator"]),
         (["--sample", "10", "--estimator", "surrogate"], ["surrogate", "benchmark, train"]),
         (
@@ -151,3 +152,11 @@ def test_the_cache_resumes_without_rescoring_and_follows_the_setup(tmp_path: Pat
     other = Counting(tag="b")  # another setup: nothing is reused
     run_scorer(other, archs, space, ScoreCache(path), None)
     assert len(other.asked) == 5
+
+
+def test_the_sample_does_not_depend_on_the_predictors_training_set_size() -> None:
+    space = NB201Space()
+    short = sample_distinct(space, 10, seed=4)
+    long = sample_distinct(space, 60, seed=4)
+    assert long[:10] == short and len(set(long)) == 60
+    assert sample_distinct(space, 10, seed=5) != short

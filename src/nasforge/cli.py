@@ -833,6 +833,9 @@ def add_rank_parser(sub: Any) -> None:
         "--out", default=None, metavar="DIR", help="rank.csv, rank.png and a resume cache here"
     )
     rank.add_argument("--data-dir", default=None, help="data folder (else NASFORGE_DATA)")
+    rank.add_argument(
+        "--threads", type=positive_int, default=None, help="torch threads (default: torch's)"
+    )
     add_train_arguments(rank, epochs=TrainRecipe.epochs, subset=TrainRecipe.subset)
 
 
@@ -859,6 +862,7 @@ def cmd_rank(args: argparse.Namespace) -> None:
         train=recipe,
         bootstrap=args.bootstrap,
         data_dir=args.data_dir,
+        threads=args.threads,
     )
     out = Path(args.out) if args.out else None
     results = rank(request, out=out, progress=stderr_progress)

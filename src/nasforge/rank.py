@@ -83,6 +83,8 @@ class RankRequest:
     top: float = 0.1
     bootstrap: int = 1000
     data_dir: str | None = None
+    #: torch threads while scoring (None: torch's default)
+    threads: int | None = None
 
 
 # checks -----------------------------------------------------------------------------------------
@@ -101,6 +103,8 @@ def check_request(req: RankRequest) -> tuple[str, ...]:
         raise ConfigError("--predictor needs --train-size K (architectures it is fitted on)")
     if req.train_size is not None and not req.predictors:
         raise ConfigError("--train-size is the predictors' training set: use it with --predictor")
+    if req.encoding is not None and not req.predictors:
+        raise ConfigError("--encoding is a predictor's input: use it with --predictor")
     if req.train_size is not None and req.train_size < 2:
         raise ConfigError(f"--train-size must be at least 2, got {req.train_size}")
     _check_names("estimator", req.estimators, ESTIMATOR_SCORERS)
@@ -187,14 +191,16 @@ def distinct_classes(space: Any) -> list[str]:
 
 
 def sample_distinct(space: Any, count: int, seed: int, classes: list[str] | None = None) -> list:
-    """``count`` architectures from distinct classes, each in canonical form, seeded."""
+    """``count`` architectures from distinct classes, each in canonical form, seeded: a prefix
+    of one seeded permutation of the classes, so a longer draw (sample + a predictor's training
+    set) begins with the same sample and every training-set size is judged on the same cells."""
     classes = distinct_classes(space) if classes is None else classes
     if count > len(classes):
         raise ConfigError(
             f"cannot draw {count} distinct architectures: the space has {len(classes)}"
         )
-    pick = np.random.default_rng(seed).choice(len(classes), size=count, replace=False)
-    return [space.from_string(classes[i]) for i in pick]
+    order = np.random.default_rng(seed).permutation(len(classes))
+    return [space.from_string(classes[i]) for i in order[:count]]
 
 
 # scorers ----------------------------------------------------------------------------------------
@@ -464,6 +470,10 @@ def rank(
     for name in truth_names:
         table = bench if name == bench.dataset else NB201Benchmark(name, req.data_dir, space)
         truths[name] = np.array([table.lookup(a).test_acc_200ep for a in sample], dtype=float)
+    if req.threads is not None:
+        import torch
+
+        torch.set_num_threads(req.threads)
     scorers = make_scorers(req, space, bench, train_archs)
     cache = ScoreCache(None if out is None else Path(out) / CACHE_FILE)
     columns: dict[str, dict[str, Any]] = {}
@@ -498,13 +508,16 @@ def rank(
             "dataset": req.dataset,
             "sample": req.sample,
             "seed": req.seed,
-            "sampling": "distinct isomorphism classes (canonical form), numpy default_rng(seed)",
+            "sampling": "distinct isomorphism classes (canonical form): a prefix of "
+            "numpy.random.default_rng(seed).permutation of the sorted class strings; the "
+            "predictors' training cells follow the sample in it",
             "train_size": req.train_size,
             "truth": {
                 name: f"NAS-Bench-201 200-epoch test accuracy ({name})" for name in truth_names
             },
             "top": req.top,
             "bootstrap": req.bootstrap,
+            "threads": req.threads,
             "scorers": {name: column["setup"] for name, column in columns.items()},
         },
         "sample": [space.to_string(a) for a in sample],
