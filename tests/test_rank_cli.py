@@ -15,6 +15,7 @@ from scipy import stats
 from cli_run import nasforge  # tests/ is on sys.path (tests/conftest.py)
 from conftest import require_data
 from nasforge.cli import main
+from nasforge.errors import TrainingDiverged
 from nasforge.rank import ScoreCache, run_scorer, sample_distinct
 from nasforge.spaces.nb201 import NB201Space
 
@@ -31,6 +32,7 @@ from nasforge.spaces.nb201 import NB201Space
         (["--sample", "10", "--predictor", "ridge"], ["--predictor needs --train-size"]),
         (["--sample", "10", "--train-size", "5", "--estimator", "benchmark"], ["--train-size"]),
         (["--sample", "10", "--encoding", "path", "--proxy", "naswot"], ["--encoding"]),
+        (["--sample", "10", "--estimator", "benchmark", "--device", "cuda"], ["--device cuda"]),
         (["--sample", "10"], ["nothing to rank", "--proxy", "--predictor", "--estimator"]),
         (["--sample", "10", "--estimator", "surrogate"], ["surrogate", "benchmark, train"]),
         (
@@ -160,3 +162,26 @@ def test_the_sample_does_not_depend_on_the_predictors_training_set_size() -> Non
     long = sample_distinct(space, 60, seed=4)
     assert long[:10] == short and len(set(long)) == 60
     assert sample_distinct(space, 10, seed=5) != short
+
+
+class Diverging(Counting):
+    """Training that diverges on one architecture: that one is dropped, the rest scored."""
+
+    def score(self, archs: list) -> np.ndarray:
+        if NB201Space().to_string(archs[0]) == self.bad:
+            raise TrainingDiverged("loss became nan at epoch 1")
+        return super().score(archs)
+
+
+def test_a_diverged_architecture_is_dropped_not_the_ranking(tmp_path: Path) -> None:
+    space = NB201Space()
+    archs = [space.canonical(space.sample(np.random.default_rng(i))) for i in range(4)]
+    scorer = Diverging()
+    scorer.bad = space.to_string(archs[1])
+    lines: list[str] = []
+    cache = ScoreCache(tmp_path / "cache.jsonl")
+    scores, seconds, _ = run_scorer(scorer, archs, space, cache, lines.append)
+    assert np.isnan(scores[1]) and np.isfinite(np.delete(scores, 1)).all()
+    assert np.isfinite(seconds).all()
+    assert any("failed: loss became nan" in line for line in lines)
+    assert len((tmp_path / "cache.jsonl").read_text().splitlines()) == 3  # retried next time

@@ -836,6 +836,9 @@ def add_rank_parser(sub: Any) -> None:
     rank.add_argument(
         "--threads", type=positive_int, default=None, help="torch threads (default: torch's)"
     )
+    rank.add_argument(
+        "--device", default="cpu", help="torch device of the zero-cost proxies (default cpu)"
+    )
     add_train_arguments(rank, epochs=TrainRecipe.epochs, subset=TrainRecipe.subset)
 
 
@@ -863,6 +866,7 @@ def cmd_rank(args: argparse.Namespace) -> None:
         bootstrap=args.bootstrap,
         data_dir=args.data_dir,
         threads=args.threads,
+        device=args.device,
     )
     out = Path(args.out) if args.out else None
     results = rank(request, out=out, progress=stderr_progress)

@@ -33,7 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from nasforge.config import RunConfig, TrainRecipe
-from nasforge.errors import ConfigError, UnknownNameError
+from nasforge.errors import ConfigError, NasforgeError, UnknownNameError
 from nasforge.ranking import RankMetrics, rank_metrics
 
 __all__ = [
@@ -85,6 +85,8 @@ class RankRequest:
     data_dir: str | None = None
     #: torch threads while scoring (None: torch's default)
     threads: int | None = None
+    #: where zero-cost proxies run (a torch device string); training runs on the CPU
+    device: str = "cpu"
 
 
 # checks -----------------------------------------------------------------------------------------
@@ -119,6 +121,11 @@ def check_request(req: RankRequest) -> tuple[str, ...]:
     truth = tuple(resolve_dataset(t) for t in (req.truth or (req.dataset,)))
     if len(set(truth)) != len(truth):
         raise ConfigError(f"--truth names a dataset twice: {', '.join(truth)}")
+    if req.device != "cpu" and not req.proxies:
+        raise ConfigError(
+            f"--device {req.device} applies to zero-cost proxies (--proxy); training and "
+            "predictors run on the CPU"
+        )
     if req.train.early_stopping != "none":
         raise ConfigError(
             "--early-stopping needs a search's incumbent to stop against; rank trains every "
@@ -329,7 +336,9 @@ def make_scorers(req: RankRequest, space: Any, bench: Any, train_archs: list) ->
             data = load_dataset(req.dataset, data_dir=req.data_dir)
         proxies = _proxies()
         for name in req.proxies:
-            proxy = proxies.ZeroCostProxy(space, data, proxies=(name,), seed=req.seed)
+            proxy = proxies.ZeroCostProxy(
+                space, data, proxies=(name,), seed=req.seed, device=req.device
+            )
             scorers.append(ProxyScorer(proxy, name))
     if req.predictors:
         predictors = _predictors()
@@ -411,7 +420,17 @@ def run_scorer(
     for start in range(0, len(todo), size):
         part = todo[start : start + size]
         t0 = time.perf_counter()
-        values = np.asarray(scorer.score([archs[i] for i in part]), dtype=float)
+        try:
+            values = np.asarray(scorer.score([archs[i] for i in part]), dtype=float)
+        except NasforgeError as err:
+            if err.fatal_to_search or len(part) != 1:
+                raise
+            # one architecture's failure (a diverged training): it is dropped and counted,
+            # as a search would fail that trial and go on; not cached, so a rerun retries it
+            if progress is not None:
+                progress(f"rank: {scorer.name}: {strings[part[0]]} failed: {err}")
+            seconds[part[0]] = time.perf_counter() - t0
+            continue
         if values.shape != (len(part),):
             raise ConfigError(
                 f"scorer {scorer.name} returned {values.shape} scores for {len(part)} "
@@ -420,7 +439,7 @@ def run_scorer(
         each = (time.perf_counter() - t0) / len(part)
         for i, value in zip(part, values, strict=True):
             scores[i], seconds[i] = value, each
-            if scorer.cacheable:
+            if scorer.cacheable and math.isfinite(value):
                 cache.put(key, scorer.name, strings[i], float(value), each)
         finished = min(len(todo), start + size)
         if progress is not None and (scorer.chunk == 1 or len(todo) > size):
@@ -518,6 +537,7 @@ def rank(
             "top": req.top,
             "bootstrap": req.bootstrap,
             "threads": req.threads,
+            "device": req.device,
             "scorers": {name: column["setup"] for name, column in columns.items()},
         },
         "sample": [space.to_string(a) for a in sample],
