@@ -33,6 +33,7 @@ from nasforge.spaces.nb201 import NB201Space
         (["--sample", "10", "--train-size", "5", "--estimator", "benchmark"], ["--train-size"]),
         (["--sample", "10", "--encoding", "path", "--proxy", "naswot"], ["--encoding"]),
         (["--sample", "10", "--estimator", "benchmark", "--device", "cuda"], ["--device cuda"]),
+        (["--sample", "10", "--estimator", "benchmark", "--bootstrap", "-1"], ["--bootstrap"]),
         (["--sample", "10"], ["nothing to rank", "--proxy", "--predictor", "--estimator"]),
         (["--sample", "10", "--estimator", "surrogate"], ["surrogate", "benchmark, train"]),
         (

@@ -107,6 +107,8 @@ def check_request(req: RankRequest) -> tuple[str, ...]:
         raise ConfigError("--train-size is the predictors' training set: use it with --predictor")
     if req.encoding is not None and not req.predictors:
         raise ConfigError("--encoding is a predictor's input: use it with --predictor")
+    if req.bootstrap < 0:
+        raise ConfigError(f"--bootstrap must be >= 0 (0: no intervals), got {req.bootstrap}")
     if req.train_size is not None and req.train_size < 2:
         raise ConfigError(f"--train-size must be at least 2, got {req.train_size}")
     _check_names("estimator", req.estimators, ESTIMATOR_SCORERS)
