@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from nasforge import factory
-from nasforge.config import FinalPlan, RunConfig, parse_options, stored_config
+from nasforge.config import FinalPlan, RunConfig, TrainRecipe, parse_options, stored_config
 from nasforge.errors import ConfigError, NasforgeError, NasforgeWarning
 from nasforge.executors.base import WorkersUnavailable
 from nasforge.pipeline import DEFAULT_STORE, finish
@@ -200,6 +200,7 @@ def build_parser() -> Parser:
     resume.add_argument("--artifacts", default=None, metavar="DIR", help=ARTIFACTS_HELP)
     resume.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     add_final_parsers(sub)
+    add_rank_parser(sub)
     return parser
 
 
@@ -782,6 +783,103 @@ def print_export(written: dict[str, Any]) -> None:
     )
 
 
+# ranking ----------------------------------------------------------------------------------------
+
+
+def add_rank_parser(sub: Any) -> None:
+    """``rank``: how well a proxy, a predictor or a low-fidelity training ranks architectures."""
+    rank = sub.add_parser(
+        "rank",
+        help="how well a proxy, predictor or short training ranks architectures (rho, tau)",
+        description="Score --sample distinct architectures (one per isomorphism class, seeded) "
+        "with each scorer and compare with the benchmark's ground truth (NB201: 200-epoch test "
+        "accuracy): Spearman rho, Kendall tau, top-10%% precision and recall with bootstrap 95%% "
+        "CIs, seconds per architecture. A predictor is fitted on --train-size OTHER "
+        "architectures' 12-epoch validation accuracy from the table (what a search sees).",
+    )
+    rank.add_argument("--space", default="nb201", help="a space with a benchmark table: nb201")
+    rank.add_argument(
+        "--dataset",
+        default="cifar10",
+        help="data the scorers see and default truth: cifar10, cifar100, imagenet16-120",
+    )
+    rank.add_argument("--sample", type=positive_int, required=True, help="architectures (>= 3)")
+    rank.add_argument("--proxy", default=None, metavar="NAME[,NAME]", help="zero-cost proxies")
+    rank.add_argument(
+        "--predictor", default=None, metavar="NAME[,NAME]", help="predictors (with --train-size)"
+    )
+    rank.add_argument(
+        "--train-size", type=positive_int, default=None, help="cells a predictor is fitted on"
+    )
+    rank.add_argument("--encoding", default=None, help="a predictor's encoding, e.g. onehot, path")
+    rank.add_argument(
+        "--estimator",
+        default=None,
+        metavar="NAME[,NAME]",
+        help="train (real training at the fidelity below, as nasforge search) and/or benchmark "
+        "(the table's 12-epoch validation accuracy, the yardstick)",
+    )
+    rank.add_argument(
+        "--truth",
+        default=None,
+        metavar="DATASET[,DATASET]",
+        help="ground-truth datasets, 200-epoch test accuracy (default: --dataset); nb201: "
+        "cifar10,cifar100,ImageNet16-120",
+    )
+    rank.add_argument("--seed", type=int, default=0, help="sample, scorers, bootstrap")
+    rank.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
+    rank.add_argument("--json", default=None, metavar="FILE", help="write results JSON here")
+    rank.add_argument(
+        "--out", default=None, metavar="DIR", help="rank.csv, rank.png and a resume cache here"
+    )
+    rank.add_argument("--data-dir", default=None, help="data folder (else NASFORGE_DATA)")
+    rank.add_argument(
+        "--threads", type=positive_int, default=None, help="torch threads (default: torch's)"
+    )
+    rank.add_argument(
+        "--device", default="cpu", help="torch device of the zero-cost proxies (default cpu)"
+    )
+    add_train_arguments(rank, epochs=TrainRecipe.epochs, subset=TrainRecipe.subset)
+
+
+def cmd_rank(args: argparse.Namespace) -> None:
+    from dataclasses import fields
+
+    from nasforge.rank import RankRequest, format_table, rank, stderr_progress, write_outputs
+
+    def names(text: str | None) -> tuple[str, ...]:
+        return tuple(t.strip() for t in (text or "").split(",") if t.strip())
+
+    recipe = TrainRecipe(**{f.name: getattr(args, f.name) for f in fields(TrainRecipe)})
+    request = RankRequest(
+        sample=args.sample,
+        space=args.space,
+        dataset=args.dataset,
+        seed=args.seed,
+        truth=names(args.truth),
+        proxies=names(args.proxy),
+        predictors=names(args.predictor),
+        train_size=args.train_size,
+        encoding=args.encoding,
+        estimators=names(args.estimator),
+        train=recipe,
+        bootstrap=args.bootstrap,
+        data_dir=args.data_dir,
+        threads=args.threads,
+        device=args.device,
+    )
+    out = Path(args.out) if args.out else None
+    results = rank(request, out=out, progress=stderr_progress)
+    print(format_table(results))
+    if out is not None:
+        written = write_outputs(results, out)
+        sys.stderr.write(f"wrote {', '.join(str(p) for p in written)}\n")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+        sys.stderr.write(f"wrote {args.json}\n")
+
+
 COMMANDS = {
     "search": cmd_search,
     "benchmark": cmd_benchmark,
@@ -790,6 +888,7 @@ COMMANDS = {
     "resume": cmd_resume,
     "train-final": cmd_train_final,
     "export": cmd_export,
+    "rank": cmd_rank,
 }
 
 
