@@ -64,7 +64,8 @@ class ForestPredictor(VectorPredictor):
         ).fit(X, y)
 
     def _predict_matrix(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        per_tree = np.stack([tree.predict(X) for tree in self.model.estimators_])
+        X = np.asarray(X, dtype=np.float32)  # the trees' own dtype: no per-tree conversion
+        per_tree = np.stack([t.predict(X, check_input=False) for t in self.model.estimators_])
         return per_tree.mean(axis=0), per_tree.std(axis=0)
 
 
