@@ -65,3 +65,29 @@ def test_a_bad_predictor_fails_when_the_strategy_is_made():
         factory.make_strategy("bananas", SPACE, 0, {"predictor": "svm"})
     with pytest.raises(ConfigError, match="predictor must be a predictor's name"):
         factory.make_strategy("bo", SPACE, 0, {"predictor": 3})
+
+
+def test_pnas_takes_a_predictor_too():
+    from nasforge.core import Result
+    from nasforge.spaces.nasnet import NASNetSpace
+    from nasforge.strategies.pnas import PNAS
+
+    space = NASNetSpace(blocks=2, ops=("identity", "max_pool_3x3", "conv_3x3"), tied=True)
+
+    def convs(arch):  # a cell's number of 3x3 convolutions: a fact of the cell, no training
+        return float(sum(op == "conv_3x3" for b in arch.normal for _, op in b.halves))
+
+    def drive(seed):
+        strategy = PNAS(space, seed=seed, predictor="ridge", beam=4, max_seeds=8)
+        asked = []
+        for _ in range(16):
+            candidate = strategy.ask()
+            asked.append(candidate.arch)
+            strategy.tell(candidate, Result(objective=convs(candidate.arch)))
+        return strategy, asked
+
+    strategy, asked = drive(0)
+    assert strategy.surrogate.name == "ridge" and strategy.surrogate.fitted
+    assert asked == drive(0)[1]
+    # the children the linear model picked at level 2 have more convs than the seeds
+    assert np.mean([convs(a) for a in asked[8:]]) > np.mean([convs(a) for a in asked[:8]])
