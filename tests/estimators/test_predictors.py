@@ -12,6 +12,7 @@ from conftest import require_data
 from nasforge.errors import ConfigError, UnknownNameError
 from nasforge.estimators.benchmarks.nb201 import NB201Benchmark
 from nasforge.estimators.predictors import PREDICTORS, make_predictor
+from nasforge.estimators.predictors.gnn import nb101_graph as nb101_graph_of
 from nasforge.estimators.predictors.gnn import nb201_graph
 from nasforge.spaces.nb201 import NB201Arch, NB201Space
 
@@ -168,3 +169,24 @@ def test_path_encoding_is_accepted_and_the_default_of_bananas(cells):
     model = make_predictor("rf", SPACE, encoding="path").fit(archs[:100], y[:100])
     assert model.features.encoding_width == 180
     assert kendalltau(model.predict(archs[100:])[0], y[100:])[0] > 0.3
+
+
+def test_gnn_reads_nb101_cells_as_their_own_graph():
+    from nasforge.spaces.nb101 import OPS as NB101_OPS
+    from nasforge.spaces.nb101 import NB101Space, prune
+
+    space = NB101Space()
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for _ in range(160)]
+    X, A = nb101_graph_of(archs[0])
+    cell = prune(archs[0])
+    n = len(cell.ops)
+    np.testing.assert_array_equal(A[:n, :n], np.asarray(cell.matrix))
+    assert X[:n].sum() == n and X[n:].sum() == 0 and A[n:].sum() == 0
+
+    def convs(arch):  # a fact of the cell: its 3x3 convolutions after pruning
+        return float(sum(op == NB101_OPS[0] for op in prune(arch).ops))
+
+    y = np.array([convs(a) for a in archs])
+    model = make_predictor("gnn", space, epochs=150, lr=0.01).fit(archs[:100], y[:100])
+    assert kendalltau(model.predict(archs[100:])[0], y[100:])[0] > 0.5

@@ -9,7 +9,8 @@ small fully-connected head regresses the (standardised) objective on the mean sq
 NAS-Bench-201 puts ops on edges; the usual conversion (used by the predictor comparisons of
 White et al., NeurIPS 2021) makes each of the 6 edges a node, joined to the op nodes of the
 edges that leave its target, between an input and an output node (8 nodes). A ``none`` edge
-keeps its node but loses its links: nothing flows through it.
+keeps its node but loses its links: nothing flows through it. NAS-Bench-101 cells (the paper's
+own space) are used as they are, pruned and padded to 7 vertices. Other spaces are refused.
 
 Departures from the paper: 3 layers of width 32, not 144; full-batch Adam for ``epochs``
 (300) rather than mini-batches; the uncertainty is a deep ensemble (Lakshminarayanan et al.,
@@ -21,6 +22,7 @@ before the head. A fit on 200 cells takes about a second on one CPU thread.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,9 +34,6 @@ from nasforge.errors import ConfigError
 from nasforge.estimators.predictors.base import Predictor, register
 from nasforge.spaces.base import SearchSpace
 from nasforge.strategies.model_based import check_int
-
-#: spaces with a graph form here, by ``space.name``
-GRAPH_SPACES = ("nb201",)
 
 
 def nb201_graph(arch: Arch) -> tuple[np.ndarray, np.ndarray]:
@@ -61,6 +60,30 @@ def nb201_graph(arch: Arch) -> tuple[np.ndarray, np.ndarray]:
             if source_f == target and live[f]:
                 A[e + 1, f + 1] = 1.0
     return X, A
+
+
+def nb101_graph(arch: Arch) -> tuple[np.ndarray, np.ndarray]:
+    """(node features (7, 5), adjacency (7, 7)) of an NB101 cell, ops already on the nodes
+    (Wen et al.'s own setting): the pruned cell, padded to 7 vertices with featureless,
+    unlinked nodes (left out of the pooling by their all-zero features)."""
+    from nasforge.spaces.nb101 import MAX_VERTICES, OPS, prune
+
+    cell = prune(arch)  # type: ignore[arg-type]
+    n = len(cell.ops)
+    X = np.zeros((MAX_VERTICES, len(OPS) + 2))
+    A = np.zeros((MAX_VERTICES, MAX_VERTICES))
+    A[:n, :n] = np.asarray(cell.matrix, dtype=float)
+    for i, op in enumerate(cell.ops):
+        X[i, OPS.index(op) + 2 if op in OPS else (0 if op == "input" else 1)] = 1.0
+    return X, A
+
+
+#: the graph form of each space that has one, by ``space.name``
+GRAPHS: dict[str, Callable[[Arch], tuple[np.ndarray, np.ndarray]]] = {
+    "nb201": nb201_graph,
+    "nb101": nb101_graph,
+}
+GRAPH_SPACES = tuple(GRAPHS)
 
 
 def _propagation(A: np.ndarray) -> torch.Tensor:
@@ -113,7 +136,8 @@ class _GCNEnsemble(nn.Module):
 
     def forward(self, X: torch.Tensor, P: torch.Tensor, extra: torch.Tensor) -> torch.Tensor:
         """Predictions, shape (members, graphs). ``X``: node features (graphs, nodes, f);
-        ``P``: the sparse (graphs*nodes, 2*graphs*nodes) propagation of ``_propagation``."""
+        ``P``: the sparse (graphs*nodes, 2*graphs*nodes) propagation of ``_propagation``.
+        Nodes whose features are all zero (padding) are left out of the mean pooling."""
         members, (n, nodes, _) = len(self.head_w), X.shape
         h = X.reshape(1, n * nodes, -1).expand(members, -1, -1)  # (members, n * nodes, f)
         for w, b in zip(self.weights, self.bias, strict=True):
@@ -122,7 +146,9 @@ class _GCNEnsemble(nn.Module):
             stacked = torch.cat([hf, hb], dim=1).transpose(0, 1).reshape(2 * n * nodes, -1)
             mixed = torch.sparse.mm(P, stacked).reshape(n * nodes, members, width)
             h = torch.relu(mixed.transpose(0, 1) + b.reshape(members, 1, width))
-        pooled = h.reshape(members, n, nodes, -1).mean(dim=2)  # (members, n, width)
+        real = (X.sum(dim=2) > 0).to(h.dtype)  # (n, nodes): 0 for padding nodes
+        weights = (real / real.sum(dim=1, keepdim=True)).unsqueeze(0).unsqueeze(-1)
+        pooled = (h.reshape(members, n, nodes, -1) * weights).sum(dim=2)  # (members, n, width)
         extra = extra.unsqueeze(0).expand(len(pooled), *extra.shape)
         hidden = torch.relu(torch.cat([pooled, extra], dim=2) @ self.head_w + self.head_b)
         return (hidden @ self.out_w + self.out_b).squeeze(2)
@@ -169,6 +195,7 @@ class GNNPredictor(Predictor):
             raise ConfigError(f"lr must be > 0 and weight_decay >= 0, got {lr!r}, {weight_decay!r}")
         self.lr, self.weight_decay = float(lr), float(weight_decay)
         self.device = torch.device(device)
+        self._graph = GRAPHS[space.name]
         self._graphs: dict[Arch, tuple[np.ndarray, np.ndarray]] = {}
 
     def _tensors(self, archs: list[Arch], extra: np.ndarray) -> tuple[torch.Tensor, ...]:
@@ -178,7 +205,7 @@ class GNNPredictor(Predictor):
             if graph is None:
                 if len(self._graphs) >= 20_000:
                     self._graphs.clear()
-                graph = self._graphs[arch] = nb201_graph(arch)
+                graph = self._graphs[arch] = self._graph(arch)
             graphs.append(graph)
         X = torch.as_tensor(np.stack([g[0] for g in graphs]), dtype=torch.float32)
         P = _propagation(np.stack([g[1] for g in graphs]))
