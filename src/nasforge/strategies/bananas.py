@@ -14,6 +14,10 @@ bit per input-to-output sequence of ops), the combination the paper found to mat
 * **Candidates**: every neighbour of the best few architectures, random mutations of the best
   ten, and a few uniform samples (the pool of ``model_based.ModelBasedStrategy``), after ``initial``
   random architectures (10 in the paper).
+* **Other surrogates**: ``predictor=NAME`` replaces the MLP ensemble by any predictor of
+  ``nasforge.estimators.predictors`` (its (mean, std) feed the same acquisition), and
+  ``scorer=`` adds a zero-cost proxy's scores to its features (the BANANAS ensemble itself,
+  as the ``bananas`` predictor, when no predictor is named).
 * **Pending asks** are excluded from the pool; ITS draws differ at every ask, so consecutive
   asks spread out without fantasies.
 
@@ -28,6 +32,7 @@ noise) for an eighth of the time: about 5 ms per ask against 40 ms (and 100 ms w
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -195,9 +200,10 @@ def default_encoding(space: SearchSpace) -> str:
 class Bananas(ModelBasedStrategy):
     """BANANAS (see the module docstring). ``acquisition``: ``"its"`` (default) or ``"ucb"``
     (ensemble mean + ``beta`` * ensemble std). ``encoding``: default ``"path"`` where the space
-    has it, else ``"onehot"``."""
+    has it, else ``"onehot"``. ``predictor`` / ``scorer``: see the module docstring."""
 
     name = "bananas"
+    default_predictor = "bananas"
 
     def __init__(
         self,
@@ -218,6 +224,8 @@ class Bananas(ModelBasedStrategy):
         local: int = 5,
         mutations: int = 50,
         random_candidates: int = 30,
+        predictor: str | None = None,
+        scorer: Any = None,
     ):
         if acquisition not in ACQUISITIONS:
             raise UnknownNameError("acquisition", acquisition, ACQUISITIONS)
@@ -232,14 +240,22 @@ class Bananas(ModelBasedStrategy):
             local=local,
             mutations=mutations,
             random_candidates=random_candidates,
+            predictor=predictor,
+            scorer=scorer,
         )
         self.acquisition, self.beta = acquisition, float(beta)
         self.ensemble = MLPEnsemble(members, layers, width, epochs, lr, warm_epochs)
 
     def rank(self, candidates: Sequence[Arch], X: np.ndarray) -> np.ndarray:
-        self.ensemble.fit(self.encode_all(self.archs), np.asarray(self.values), self.rng)
-        predictions = self.ensemble.predict(X)
-        mu, sigma = predictions.mean(axis=0), predictions.std(axis=0)
+        if self.surrogate is not None:
+            predicted = self.predict_pool(candidates)
+            if predicted is None:  # too few results to fit: any order
+                return self.rng.permutation(len(candidates))
+            mu, sigma = predicted
+        else:
+            self.ensemble.fit(self.encode_all(self.archs), np.asarray(self.values), self.rng)
+            predictions = self.ensemble.predict(X)
+            mu, sigma = predictions.mean(axis=0), predictions.std(axis=0)
         if self.acquisition == "ucb":
             score = mu + self.beta * sigma
         else:

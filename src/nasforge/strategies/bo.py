@@ -15,6 +15,11 @@ an exponential kernel on the number of differing decisions.
 * **Candidates** (``ModelBasedStrategy.candidates``): every neighbour of the best few
   architectures, random mutations of the top ten, and uniform samples. Searching the
   acquisition by local moves around the incumbents is what BANANAS found best on NAS benchmarks.
+* **Other surrogates**: ``predictor=NAME`` replaces the GP by any predictor of
+  ``nasforge.estimators.predictors`` (ridge, rf, lgbm, gnn ...), and ``scorer=`` adds a
+  zero-cost proxy's scores to its features (the GP itself when no predictor is named); the
+  acquisition is computed from the predictor's (mean, std). Pending asks are then only kept
+  out of the pool (no kriging believer: a predictor cannot be refitted on fantasies cheaply).
 * **Pending asks**: "kriging believer" (Ginsbourger et al. 2010): each pending architecture is
   added to the data at its posterior mean, which leaves the mean unchanged but removes the
   variance there, so the next ask looks elsewhere.
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve, solve_triangular
@@ -121,9 +127,11 @@ class BayesianOptimisation(ModelBasedStrategy):
 
     ``acquisition``: ``"ei"`` (default) or ``"ucb"`` (mean + ``beta`` * std, Srinivas et al.
     2010). ``initial``: random architectures before the first model (10, as in BANANAS).
+    ``predictor`` / ``scorer``: another surrogate and proxy features (see the module docstring).
     """
 
     name = "bo"
+    default_predictor = "gp"
 
     def __init__(
         self,
@@ -140,6 +148,8 @@ class BayesianOptimisation(ModelBasedStrategy):
         random_candidates: int = 100,
         length_scales: Sequence[float] = (0.25, 0.5, 1.0, 2.0, 4.0),
         noise_ratios: Sequence[float] = (1e-4, 1e-2, 1e-1),
+        predictor: str | None = None,
+        scorer: Any = None,
     ):
         if acquisition not in ACQUISITIONS:
             raise UnknownNameError("acquisition", acquisition, ACQUISITIONS)
@@ -156,12 +166,20 @@ class BayesianOptimisation(ModelBasedStrategy):
             local=local,
             mutations=mutations,
             random_candidates=random_candidates,
+            predictor=predictor,
+            scorer=scorer,
         )
         self.acquisition, self.beta = acquisition, float(beta)
         self.gp = GaussianProcess(length_scales, noise_ratios)
 
     def rank(self, candidates: Sequence[Arch], X: np.ndarray) -> np.ndarray:
         y = np.asarray(self.values)
+        if self.surrogate is not None:
+            predicted = self.predict_pool(candidates)
+            if predicted is None:  # too few results to fit: any order
+                return self.rng.permutation(len(candidates))
+            mu, sigma = predicted
+            return self._acquire(mu, np.maximum(sigma, 1e-9), float(y.max()))
         train = self.encode_all(self.archs)
         self.gp.fit(train, y)
         if self.pending:  # kriging believer: pending archs at their posterior mean
@@ -169,8 +187,11 @@ class BayesianOptimisation(ModelBasedStrategy):
             believed, _ = self.gp.predict(fantasies)
             self.gp.refit_same(np.vstack([train, fantasies]), np.concatenate([y, believed]))
         mu, sigma = self.gp.predict(X)
+        return self._acquire(mu, sigma, float(y.max()))
+
+    def _acquire(self, mu: np.ndarray, sigma: np.ndarray, best: float) -> np.ndarray:
         if self.acquisition == "ucb":
             score = mu + self.beta * sigma
         else:
-            score = expected_improvement(mu, sigma, float(y.max()))
+            score = expected_improvement(mu, sigma, best)
         return np.argsort(-score, kind="stable")

@@ -71,6 +71,8 @@ class ModelBasedStrategy(SeededStrategy):
         local: int = 5,
         mutations: int = 50,
         random_candidates: int = 100,
+        predictor: str | None = None,
+        scorer: Any = None,
     ):
         super().__init__(space, seed, constraint)
         self.encoding = encoding
@@ -87,6 +89,23 @@ class ModelBasedStrategy(SeededStrategy):
         self._told: set[Arch] = set()
         self._codes: dict[Arch, np.ndarray] = {}
         self._canonical: dict[Arch, Arch] = {}
+        self.surrogate = self._make_surrogate(predictor, scorer, seed)
+
+    def _make_surrogate(self, predictor: str | None, scorer: Any, seed: int) -> Any:
+        """The named predictor (None when neither a predictor nor a scorer is given)."""
+        if scorer is not None and predictor is None:
+            predictor = self.default_predictor
+            if predictor is None:
+                raise ConfigError(f"strategy {self.name!r} cannot use a scorer (proxy)")
+        if predictor is None:
+            return None
+        from nasforge.estimators.predictors.base import make_predictor, predictor_class
+
+        if not isinstance(predictor, str):
+            raise ConfigError(f"predictor must be a predictor's name, got {predictor!r}")
+        graph = predictor_class(predictor).default_encoding is None
+        encoding = None if graph else self.encoding
+        return make_predictor(predictor, self.space, encoding=encoding, scorer=scorer, seed=seed)
 
     # the protocol -----------------------------------------------------------------------
 
@@ -122,6 +141,14 @@ class ModelBasedStrategy(SeededStrategy):
     def rank(self, candidates: Sequence[Arch], X: np.ndarray) -> np.ndarray:
         """Indices of ``candidates`` (encoded as the rows of ``X``), most promising first."""
         raise NotImplementedError  # pragma: no cover - abstract
+
+    def predict_pool(self, candidates: Sequence[Arch]) -> tuple[np.ndarray, np.ndarray] | None:
+        """The surrogate predictor, fitted on every told result, on ``candidates``: (mean, std);
+        None when there is no predictor or fewer than the 2 results a fit needs."""
+        if self.surrogate is None or len(self.archs) < 2:
+            return None
+        self.surrogate.fit(self.archs, np.asarray(self.values))
+        return self.surrogate.predict(candidates)
 
     def encode_all(self, archs: Iterable[Arch]) -> np.ndarray:
         """The encodings of ``archs`` as rows (cached: pools overlap from one ask to the next)."""

@@ -40,6 +40,7 @@ from __future__ import annotations
 import inspect
 from collections import deque
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -73,6 +74,10 @@ class PNAS(SeededStrategy):
     * ``members``, ``layers``, ``width``, ``epochs``, ``lr``: the MLP ensemble (5 networks of 2
       hidden layers of 20, 200 full-batch Adam steps at 0.01 on the mean absolute error, refitted
       from scratch at every level).
+    * ``predictor``: a name from ``nasforge.estimators.predictors`` that replaces the MLP
+      ensemble (its mean ranks the children; it reads ``encoding`` when that names one encoding,
+      else its own default), and ``scorer``: an arch scorer whose proxy scores become its
+      features (with no predictor named, the ensemble as the ``bananas`` predictor).
     """
 
     name = "pnas"
@@ -92,6 +97,8 @@ class PNAS(SeededStrategy):
         width: int = 20,
         epochs: int = 200,
         lr: float = 0.01,
+        predictor: str | None = None,
+        scorer: Any = None,
     ):
         missing = [m for m in GROWTH_METHODS if not callable(getattr(space, m, None))]
         if missing:
@@ -105,6 +112,8 @@ class PNAS(SeededStrategy):
         self.max_seeds = check_int("max_seeds", max_seeds, 1)
         self.max_children = check_int("max_children", max_children, 1)
         self.ensemble = MLPEnsemble(members, layers, width, epochs, lr)
+        options = {"members": members, "layers": layers, "width": width, "epochs": epochs}
+        options["lr"] = lr
         self.encodings = self._resolve_encoding(encoding)
         self.level = 0  # number of blocks of the cells being evaluated; 0 before the seeds
         self.refining = False  # past full size: rounds around the best full-size cells
@@ -113,6 +122,34 @@ class PNAS(SeededStrategy):
         self.archs: list[Arch] = []  # told, in order
         self.values: list[float] = []
         self._codes: dict[Arch, np.ndarray] = {}
+        self.surrogate = self._make_surrogate(predictor, scorer, seed, encoding, options)
+
+    def _make_surrogate(
+        self,
+        predictor: str | None,
+        scorer: Any,
+        seed: int,
+        encoding: str | Sequence[str],
+        options: dict[str, Any],
+    ) -> Any:
+        """The named predictor, or None (the MLP ensemble of the paper's variant)."""
+        if predictor is None and scorer is None:
+            return None
+        from nasforge.estimators.predictors.base import make_predictor, predictor_class
+
+        if predictor is None:  # a proxy for the strategy's own model: the same MLP ensemble
+            predictor = "bananas"
+            kwargs: dict[str, Any] = options
+        else:
+            if not isinstance(predictor, str):
+                raise ConfigError(f"predictor must be a predictor's name, got {predictor!r}")
+            kwargs = {}
+        graph = predictor_class(predictor).default_encoding is None
+        single = isinstance(encoding, str) and encoding != "auto"
+        chosen = encoding if single and not graph else None
+        return make_predictor(
+            predictor, self.space, encoding=chosen, scorer=scorer, seed=seed, **kwargs
+        )
 
     def _resolve_encoding(self, encoding: str | Sequence[str]) -> tuple[str, ...]:
         probe = self.space.sample(np.random.default_rng(0))
@@ -216,6 +253,10 @@ class PNAS(SeededStrategy):
         """Indices of ``archs``, highest ensemble-mean prediction first (random before 2 data)."""
         if len(self.values) < 2:
             return self.rng.permutation(len(archs))
+        if self.surrogate is not None:
+            self.surrogate.fit(self.archs, np.asarray(self.values))
+            score, _ = self.surrogate.predict(archs)
+            return np.argsort(-score, kind="stable")
         X_train = self._encode(self.archs)
         X = np.stack([self._encode_one(a) for a in archs])
         # inputs never seen in training keep random first-layer weights; read them as absent
