@@ -18,8 +18,11 @@ from nasforge.nn.profile import count_macs, count_params
 
 
 def baseline_scores(net: nn.Module, input_shape: Sequence[int]) -> dict[str, float]:
+    """params, flops and l2_norm of ``net`` for one input of ``input_shape`` (an image's
+    (C, H, W), or a feature vector's (D,))."""
+    shape = tuple(input_shape) if len(input_shape) > 1 else (1, *input_shape)
     return {
         "params": float(count_params(net)),
-        "flops": float(count_macs(net, tuple(input_shape))),
+        "flops": float(count_macs(net, shape)),
         "l2_norm": float(sum(float(m.weight.detach().norm()) for m in weight_layers(net))),
     }
