@@ -19,7 +19,9 @@ fewer images (the backward costs more than the forward):
   channel) count as 0, as MeCo does.
 * swap (Peng, Song, Xu, Ho 2024, "SWAP-NAS: Sample-Wise Activation Patterns for Ultra-fast
   NAS", ICLR): the number of distinct sample-wise activation patterns, the binary vector over
-  the minibatch of each ReLU unit, over all units; times the paper's parameter regulariser
+  the minibatch of each ReLU unit, over all units (a ReLU applied to a tensor another ReLU has
+  already seen adds no new pattern, and is not recomputed; naswot counts it again, as its
+  definition sums over ReLU modules); times the paper's parameter regulariser
   exp(-(P - mu)^2 / sigma) with P thousands of parameters. Departure: mu and sigma are ours
   (`SWAP_MU`, `SWAP_SIGMA`, near the upper end of NB201's 70k-1.5M parameters), not the paper's
   tuned values.
@@ -75,8 +77,14 @@ def activation_scores(
     blocks = set(map(id, _blocks(net)))
     weights = 2.0 ** torch.arange(batch, device=x.device, dtype=torch.float64)
 
+    seen: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
     def on_relu(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
         nonlocal kernel
+        source = inputs[0]
+        if id(source) in seen:  # a node feeding several ops: the same codes again (NB201 cells)
+            kernel += seen[id(source)][1]
+            return
         code = (output.detach() > 0).flatten(1)
         c = code.float()
         ones = c.sum(1, dtype=torch.float64)
@@ -84,6 +92,7 @@ def activation_scores(
         # for the unit counts of one layer (< 2^24), accumulated in float64
         same = 2.0 * (c @ c.T).double() - ones[:, None] - ones[None, :] + c.shape[1]
         kernel += same
+        seen[id(source)] = (source, same)  # the tensor is kept so that its id stays unique
         if batch <= 52:  # each unit's pattern as one exact float64 number (52-bit mantissa)
             patterns.append(torch.unique(code.T.double() @ weights))
         else:
