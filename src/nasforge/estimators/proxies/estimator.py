@@ -36,17 +36,16 @@ from nasforge.estimators.proxies.activation import (
 from nasforge.estimators.proxies.baselines import baseline_scores
 from nasforge.estimators.proxies.batch import ProxyBatch, draw_batch
 from nasforge.estimators.proxies.combined import rank_combination
-from nasforge.estimators.proxies.gradient import gradient_scores, grasp_score, synflow_score
+from nasforge.estimators.proxies.gradient import gradient_scores, synflow_score
 from nasforge.estimators.proxies.registry import COMPONENTS, PROXIES
 from nasforge.nn.profile import count_params
 
 _DATASET_KEYS = ("in_channels", "num_classes")
 #: the passes that read the minibatch
-DATA_GROUPS = ("gradient", "grasp", "jacobian", "activation")
+DATA_GROUPS = ("gradient", "jacobian", "activation")
 #: batch-norm mode and dtype of each pass, for ``setup``
 PASS_MODES = {
     "gradient": "train-mode batch norm (batch statistics), float32",
-    "grasp": "train-mode batch norm (batch statistics), float32",
     "activation": "train-mode batch norm (batch statistics), float32, forward only",
     "jacobian": "train-mode batch norm (batch statistics), float32",
     "zen": "train-mode batch norm, float32, Gaussian weights and inputs (fresh copy)",
@@ -189,9 +188,7 @@ class ZeroCostProxy(EstimatorBase):
         assert self.batch is not None and size is not None
         x, y = self.batch.first(size)
         if group == "gradient":
-            return gradient_scores(net, x, y, self.classes)
-        if group == "grasp":
-            return {"grasp": grasp_score(net, x, y, self.classes)}
+            return gradient_scores(net, x, y, self.classes, grasp="grasp" in self.computed)
         if group == "jacobian":
             return {"jacob_cov": jacob_cov_score(net, x, self.classes)}
         return activation_scores(net, x, self.classes, count_params(pristine))

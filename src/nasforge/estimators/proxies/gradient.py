@@ -1,5 +1,5 @@
-"""Gradient-based proxies at initialisation: grad_norm, snip, fisher, zico (one shared pass) and
-grasp (its own, second-order pass).
+"""Gradient-based proxies at initialisation: grad_norm, snip, fisher, zico and grasp from one
+shared pass, and synflow.
 
 Definitions follow Abdelfattah, Mehrotra, Dudziak, Lane (2021), "Zero-Cost Proxies for
 Lightweight NAS" (ICLR), which adapted them from pruning at initialisation; every sum runs over
@@ -23,7 +23,8 @@ Departures, stated so numbers can be compared: the shared pass splits the miniba
 more than one minibatch; grad_norm, snip and fisher use the mean of the parts' gradients, which
 differs from one full-batch pass only through each part's batch-norm statistics. ZiCo's paper
 uses two batches of 64 images; here two parts of 4 by default (see the registry's batch sizes).
-grasp computes g and H g from one forward pass (``create_graph``) instead of two.
+grasp computes g and H g from the same forward passes (``create_graph``) instead of two more;
+H g is exact for the mean loss of the parts.
 """
 
 from __future__ import annotations
@@ -39,50 +40,83 @@ from nasforge.estimators.proxies._common import check_logits, finite, weight_lay
 
 
 def gradient_scores(
-    net: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: int, splits: int = 2
+    net: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    classes: int,
+    splits: int = 2,
+    grasp: bool = False,
 ) -> dict[str, float]:
-    """grad_norm, snip, fisher and zico of ``net`` (modified: gradients accumulate) on (x, y)."""
+    """grad_norm, snip, fisher and zico (and grasp, if asked) of ``net`` on (x, y)."""
     layers = weight_layers(net)
+    weights = [m.weight for m in layers]
     net.train()
     parts = max(1, min(splits, len(x)))
     chunks = list(zip(torch.chunk(x, parts), torch.chunk(y, parts), strict=True))
     grads: list[list[torch.Tensor]] = []
+    graphs: list[list[torch.Tensor]] = []
     fisher = 0.0
     acts: list[torch.Tensor] = []
 
     def keep(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
         if output.requires_grad:
-            output.retain_grad()
             acts.append(output)
 
     for cx, cy in chunks:
         acts.clear()
         handles = [m.register_forward_hook(keep) for m in layers]
         try:
-            net.zero_grad(set_to_none=True)
             out = check_logits(net(cx), len(cx), classes)
-            F.cross_entropy(out, cy).backward()
         finally:
             for handle in handles:
                 handle.remove()
-        grads.append([_grad(m) for m in layers])
-        for act in acts:
-            if act.grad is None:
+        found = list(acts)
+        got = torch.autograd.grad(
+            F.cross_entropy(out, cy), [*weights, *found], create_graph=grasp, allow_unused=True
+        )
+        part = [
+            torch.zeros_like(w) if g is None else g
+            for g, w in zip(got[: len(weights)], weights, strict=True)
+        ]
+        if grasp:
+            graphs.append(part)
+        grads.append([g.detach() for g in part])
+        for act, grad in zip(found, got[len(weights) :], strict=True):
+            if grad is None:
                 continue
-            prod = act.detach() * act.grad
+            prod = act.detach() * grad.detach()
             per = prod.sum(dim=tuple(range(2, prod.dim()))) if prod.dim() > 2 else prod
             fisher += float(0.5 * per.pow(2).mean(0).sum()) * len(cx) / len(x)
     mean = [torch.stack(gs).mean(0) for gs in zip(*grads, strict=True)]
     grad_norm = sum(float(g.norm()) for g in mean)
-    snip = sum(
-        float((g * m.weight.detach()).abs().sum()) for g, m in zip(mean, layers, strict=True)
-    )
-    return {
+    snip = sum(float((g * w.detach()).abs().sum()) for g, w in zip(mean, weights, strict=True))
+    scores = {
         "grad_norm": finite(grad_norm),
         "snip": finite(snip),
         "fisher": finite(fisher),
         "zico": finite(_zico(grads)),
     }
+    if grasp:
+        scores["grasp"] = _grasp(weights, graphs, mean)
+    return scores
+
+
+def _grasp(
+    weights: list[torch.Tensor], graphs: list[list[torch.Tensor]], mean: list[torch.Tensor]
+) -> float:
+    """sum of -W * (H g): with L the mean of the parts' losses L_p, H g is the gradient of
+    mean_p (grad L_p . g), g = grad L held constant."""
+    z = sum(
+        ((gp * g).sum() for part in graphs for gp, g in zip(part, mean, strict=True)),
+        torch.zeros((), device=mean[0].device if mean else None),
+    ) / max(1, len(graphs))
+    if not z.requires_grad:
+        return -math.inf
+    hg = torch.autograd.grad(z, weights, allow_unused=True)
+    score = sum(
+        float((-w.detach() * h).sum()) for w, h in zip(weights, hg, strict=True) if h is not None
+    )
+    return finite(score)
 
 
 def _grad(module: nn.Module) -> torch.Tensor:
@@ -107,25 +141,6 @@ def _zico(grads: list[list[torch.Tensor]]) -> float:
             total += math.log(value)
             used += 1
     return total if used else math.nan
-
-
-def grasp_score(net: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: int) -> float:
-    """GraSP: sum of -W * (H g) over conv/linear weights, from one forward pass."""
-    layers = weight_layers(net)
-    weights = [m.weight for m in layers]
-    net.train()
-    out = check_logits(net(x), len(x), classes)
-    loss = F.cross_entropy(out, y)
-    g = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
-    pairs = [(gi, w) for gi, w in zip(g, weights, strict=True) if gi is not None]
-    if not pairs:
-        return -math.inf
-    z = sum((gi * gi.detach()).sum() for gi, _ in pairs)
-    hg = torch.autograd.grad(z, [w for _, w in pairs], allow_unused=True)
-    score = sum(
-        float((-w.detach() * h).sum()) for (_, w), h in zip(pairs, hg, strict=True) if h is not None
-    )
-    return finite(score)
 
 
 def synflow_score(net: nn.Module, input_shape: tuple[int, ...]) -> float:
