@@ -8,7 +8,8 @@ proxies that shares a pass (``ProxySpec.group``) runs it once per cell on its ow
 minibatch is drawn once, seeded, from the training split (``batch.py``).
 
 As an ``Estimator``, ``evaluate`` gives objective = the first proxy's score, metrics = every
-requested proxy (plus ``params``), cost = seconds, and ``report`` the seconds of each pass. As
+requested proxy (plus ``params``), cost = wall seconds, and ``report`` the wall seconds of
+each pass and the process's CPU seconds (``cpu_seconds``). As
 an arch scorer, ``score``/``score_all`` return arrays, cached by the space's canonical string;
 rank combinations (``az_nas``) are computed there, over the architectures given.
 """
@@ -216,12 +217,15 @@ class ZeroCostProxy(EstimatorBase):
                 f"{', '.join(relative)} ranks a population of architectures, not one candidate; "
                 "use score()/score_all() over a set, or a ProxyTable"
             )
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         cached = self.key(candidate.arch) in self._cache
         scores = self.cell_scores(candidate.arch)
         metrics = {n: scores[n] for n in self.proxies}
         metrics.setdefault("params", scores["params"])
         report = {} if cached else {f"seconds_{g}": s for g, s in self.last_seconds.items()}
+        # CPU seconds of this process: with one torch thread, the cost on one core however busy
+        # the machine is (wall time is ``cost``)
+        report["cpu_seconds"] = time.process_time() - cpu
         return Result(
             objective=scores[self.proxies[0]],
             metrics=metrics,
