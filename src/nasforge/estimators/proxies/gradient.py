@@ -23,8 +23,8 @@ Departures, stated so numbers can be compared: the shared pass splits the miniba
 more than one minibatch; grad_norm, snip and fisher use the mean of the parts' gradients, which
 differs from one full-batch pass only through each part's batch-norm statistics. ZiCo's paper
 uses two batches of 64 images; here two parts of 4 by default (see the registry's batch sizes).
-grasp computes g and H g from the same forward passes (``create_graph``) instead of two more;
-H g is exact for the mean loss of the parts.
+grasp reuses the first part's forward pass (``create_graph``), so it sees that part only (4
+images by default) and costs one double backward instead of two more passes.
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ def gradient_scores(
         if output.requires_grad:
             acts.append(output)
 
-    for cx, cy in chunks:
+    for number, (cx, cy) in enumerate(chunks):
+        graph = grasp and number == 0  # GraSP on the first part only: a double backward costs
         acts.clear()
         handles = [m.register_forward_hook(keep) for m in layers]
         try:
@@ -72,13 +73,13 @@ def gradient_scores(
                 handle.remove()
         found = list(acts)
         got = torch.autograd.grad(
-            F.cross_entropy(out, cy), [*weights, *found], create_graph=grasp, allow_unused=True
+            F.cross_entropy(out, cy), [*weights, *found], create_graph=graph, allow_unused=True
         )
         part = [
             torch.zeros_like(w) if g is None else g
             for g, w in zip(got[: len(weights)], weights, strict=True)
         ]
-        if grasp:
+        if graph:
             graphs.append(part)
         grads.append([g.detach() for g in part])
         for act, grad in zip(found, got[len(weights) :], strict=True):
@@ -97,15 +98,15 @@ def gradient_scores(
         "zico": finite(_zico(grads)),
     }
     if grasp:
-        scores["grasp"] = _grasp(weights, graphs, mean)
+        scores["grasp"] = _grasp(weights, graphs, [g.detach() for g in graphs[0]])
     return scores
 
 
 def _grasp(
     weights: list[torch.Tensor], graphs: list[list[torch.Tensor]], mean: list[torch.Tensor]
 ) -> float:
-    """sum of -W * (H g): with L the mean of the parts' losses L_p, H g is the gradient of
-    mean_p (grad L_p . g), g = grad L held constant."""
+    """sum of -W * (H g): H g is the gradient of mean_p (grad L_p . g), g held constant (the
+    caller passes the graphs of the parts GraSP uses and their mean gradient)."""
     z = sum(
         ((gp * g).sum() for part in graphs for gp, g in zip(part, mean, strict=True)),
         torch.zeros((), device=mean[0].device if mean else None),

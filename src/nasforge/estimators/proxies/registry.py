@@ -53,7 +53,13 @@ PROXIES: dict[str, ProxySpec] = {
             "gradient",
             "paper: 2 batches of 64; here 2 parts of 4",
         ),
-        _spec("grasp", f"Wang et al. 2020, GraSP; {ABDELFATTAH}", 8, "gradient", "paper: 64"),
+        _spec(
+            "grasp",
+            f"Wang et al. 2020, GraSP; {ABDELFATTAH}",
+            8,
+            "gradient",
+            "the first of the 2 parts (4 images); paper: 64",
+        ),
         _spec("synflow", f"Tanaka et al. 2020, SynFlow; {ABDELFATTAH}", 1, "synflow"),
         _spec(
             "jacob_cov",
