@@ -142,9 +142,20 @@ def test_proxy_table_round_trip_and_a_missing_arch(digits, tmp_path):
     for name in ("naswot", "synflow"):
         np.testing.assert_array_equal(back[name], scores[name])
     np.testing.assert_array_equal(table.score(archs()[::-1]), scores["synflow"][::-1])
+    # the space named in the file serves without space=, and a twin finds its canonical row
+    rng = np.random.default_rng(0)
+    twin = next(a for a in (SPACE.sample(rng) for _ in range(1000)) if SPACE.canonical(a) != a)
+    canonical = SPACE.canonical(twin)
+    path = write_proxy_table(
+        tmp_path / "t2.csv", SPACE, [canonical], estimator.score_all([canonical]), {}
+    )
+    by_name = ProxyTable(path, "naswot")
+    np.testing.assert_array_equal(by_name.score([twin]), estimator.score([canonical]))
     missing = SPACE.from_string("|none~0|+|none~0|none~1|+|none~0|none~1|nor_conv_3x3~2|")
     with pytest.raises(ConfigError, match="no scores for architecture") as err:
         table.score([missing])
     assert "\n" not in str(err.value) and "t.csv" in str(err.value)
     with pytest.raises(ConfigError, match="no proxy column 'zen'"):
         ProxyTable(path, "zen", space=SPACE)
+    with pytest.raises(ConfigError, match="no such proxy table"):
+        ProxyTable(tmp_path / "absent.csv", "naswot")

@@ -52,14 +52,16 @@ def write_proxy_table(
 class ProxyTable:
     """An arch scorer reading ``path``: ``score`` gives ``column``, ``score_all`` every column.
 
-    Architectures are looked up by ``space.to_string(space.canonical(arch))`` when ``space``
-    is given (rows are canonicalised the same way), else by ``str(arch)`` against the rows as
-    written. An architecture absent from the table is a one-line ConfigError.
+    Architectures are looked up by ``space.to_string(space.canonical(arch))`` (rows are
+    canonicalised the same way). Without ``space``, the space named on the file's ``# space:``
+    line is built by name (``nasforge.factory.make_space``). An architecture absent from the
+    table is a one-line ConfigError.
     """
 
     def __init__(self, path: str | os.PathLike[str], column: str, *, space: Any = None):
         self.path, self.column, self.space = Path(path), column, space
         self.setup: dict[str, Any] = {}
+        self.space_name: str | None = None
         header, rows = self._read()
         if column not in header[1:]:
             raise ConfigError(
@@ -79,10 +81,14 @@ class ProxyTable:
             ) from None
         body = []
         for line in lines:
+            if line.startswith("# space:"):
+                self.space_name = line[len("# space:") :].strip()
             if line.startswith("# setup:"):
                 self.setup = json.loads(line[len("# setup:") :])
             elif not line.startswith("#"):
                 body.append(line)
+        if self.space is None:
+            self.space = self._named_space()
         reader = csv.reader(body)
         header = next(reader, None)
         if not header or header[0] != "arch":
@@ -102,14 +108,28 @@ class ProxyTable:
             rows[self._key_of_text(cells[0])] = values
         return header, rows
 
+    def _named_space(self) -> Any:
+        from nasforge.errors import NasforgeError
+        from nasforge.factory import make_space
+
+        if not self.space_name:
+            raise ConfigError(f"{self.path}: no '# space:' line; pass space= to ProxyTable")
+        try:
+            return make_space(self.space_name)
+        except NasforgeError:
+            raise ConfigError(
+                f"{self.path}: space {self.space_name!r} cannot be built by name; pass space= "
+                "to ProxyTable"
+            ) from None
+
     def _key_of_text(self, text: str) -> str:
-        if self.space is None:
-            return text
-        return self.space.to_string(self.space.canonical(self.space.from_string(text)))
+        try:
+            arch = self.space.from_string(text)
+        except ValueError as err:
+            raise DataFormatError(f"{self.path}: {text!r} is not an architecture: {err}") from None
+        return self.space.to_string(self.space.canonical(arch))
 
     def _key(self, arch: Arch) -> str:
-        if self.space is None:
-            return str(arch)
         return self.space.to_string(self.space.canonical(arch))
 
     def _row(self, arch: Arch) -> np.ndarray:
