@@ -47,6 +47,16 @@ def test_every_proxy_is_deterministic_for_a_seed_and_another_seed_draws_another_
     for name in names:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
     assert not torch.equal(first.batch.x, other.batch.x)
+    # isomorphic twins score alike, in any order, and the caller's torch RNG is left alone
+    rng = np.random.default_rng(1)
+    twin = next(x for x in (SPACE.sample(rng) for _ in range(1000)) if SPACE.canonical(x) != x)
+    state = torch.get_rng_state()
+    one = ZeroCostProxy(SPACE, digits, ("naswot",), build_options=TINY).score([twin])
+    two = ZeroCostProxy(SPACE, digits, ("naswot",), build_options=TINY).score(
+        [SPACE.canonical(twin)]
+    )
+    np.testing.assert_array_equal(one, two)
+    assert torch.equal(torch.get_rng_state(), state)
     assert all(not np.array_equal(a[n], c[n]) for n in data_driven[:-1])
     # params and flops do not depend on the data, and match the space's own count
     np.testing.assert_array_equal(a["params"], c["params"])

@@ -161,13 +161,15 @@ class ZeroCostProxy(EstimatorBase):
     def cell_scores(self, arch: Arch) -> dict[str, float]:
         """Every non-relative proxy needed, for one architecture (cached)."""
         key = self.key(arch)
-        if key not in self._cache:
-            self._cache[key] = self._compute(arch)
+        if key not in self._cache:  # the canonical form is built: twins get the same scores
+            self._cache[key] = self._compute(self.space.canonical(arch))
         return self._cache[key]
 
     def _compute(self, arch: Arch) -> dict[str, float]:
-        torch.manual_seed(self.seed)
-        pristine = self.space.build(arch, **self.options).to(self.device)
+        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):  # seeded init, the caller's RNG untouched
+            torch.manual_seed(self.seed)
+            pristine = self.space.build(arch, **self.options).to(self.device)
         scores: dict[str, float] = {}
         seconds: dict[str, float] = {}
         for group in self.groups:
