@@ -7,7 +7,9 @@ export_lazily(
     {
         "NB201Benchmark": "nasforge.estimators.benchmarks.nb201",
         "NB301Benchmark": "nasforge.estimators.benchmarks.nb301",
+        "ProxyTable": "nasforge.estimators.proxies.table",
         "TabularBenchmark": "nasforge.estimators.tabular",
         "Train": "nasforge.estimators.train",
+        "ZeroCostProxy": "nasforge.estimators.proxies.estimator",
     },
 )
