@@ -169,3 +169,18 @@ def test_proxy_table_round_trip_and_a_missing_arch(digits, tmp_path):
         ProxyTable(path, "zen", space=SPACE)
     with pytest.raises(ConfigError, match="no such proxy table"):
         ProxyTable(tmp_path / "absent.csv", "naswot")
+
+
+def test_a_cell_without_an_input_output_path_scores_without_error(digits):
+    """A cell whose edges into the output are all ``none`` gives logits that do not depend on
+    the image (its Jacobian is zero): the input-sensitivity proxies must rank it last (-inf),
+    the others must still answer, instead of the whole cell failing."""
+    space = NB201Space()
+    cut = space.from_string("|avg_pool_3x3~0|+|none~0|none~1|+|none~0|none~1|skip_connect~2|")
+    names = [name for name, spec in PROXIES.items() if not spec.relative]
+    proxy = ZeroCostProxy(space, digits, names, build_options={"C": 4, "N": 1})
+    scores = proxy.score_all([cut])
+    assert scores["jacob_cov"][0] == -np.inf and scores["naswot"][0] == -np.inf
+    # with the image cut off, no weight inside the cell sees a gradient through it
+    assert scores["grad_norm"][0] == pytest.approx(0.0) and scores["snip"][0] == pytest.approx(0.0)
+    assert all(not np.isnan(values[0]) for values in scores.values())

@@ -146,6 +146,8 @@ def jacob_cov_score(net: nn.Module, x: torch.Tensor, classes: int) -> float:
     inp = x.detach().clone().requires_grad_(True)
     out = check_logits(net(inp), len(x), classes)
     out.backward(torch.ones_like(out))
+    if inp.grad is None:  # no path from the input to the logits (NB201 cells of "none" edges)
+        return -math.inf
     return finite(_jacob_cov(inp.grad.reshape(len(x), -1).double().cpu().numpy()))
 
 
