@@ -189,7 +189,7 @@ def make_scorer(
             )
         from nasforge.estimators.proxies import ProxyTable
 
-        return ProxyTable(str(proxy_table), names[0])
+        return ProxyTable(str(proxy_table), names[0], space=space)
     if getattr(estimator, "name", None) != "train":
         what = "no estimator" if estimator is None else f"the {estimator.name} estimator"
         raise ConfigError(
@@ -197,9 +197,7 @@ def make_scorer(
             "--estimator train, or give precomputed scores with --option proxy_table=FILE.csv"
         )
     if proxy_size not in PROXY_SIZES:
-        raise ConfigError(
-            f"proxy_size must be one of {', '.join(PROXY_SIZES)}, got {proxy_size!r}"
-        )
+        raise ConfigError(f"proxy_size must be one of {', '.join(PROXY_SIZES)}, got {proxy_size!r}")
     net = dict(capabilities_of(estimator).build_options)
     if proxy_size == "full":  # drop the search's size knobs (C, N): the space's own default
         for keyword in getattr(space, "size_options", {}).values():
