@@ -105,6 +105,11 @@ def strategy_class(name: str) -> type:
     return getattr(importlib.import_module(module), cls)
 
 
+def strategy_accepts(name: str, keyword: str) -> bool:
+    """Whether strategy ``name``'s constructor takes ``keyword`` (e.g. ``scorer``)."""
+    return keyword in _keyword_arguments(strategy_class(name))
+
+
 def make_strategy(
     name: str,
     space: Any,
@@ -121,7 +126,7 @@ def make_strategy(
     proxy = {key: kwargs.pop(key) for key in PROXY_OPTIONS if key in kwargs}
     if proxy:
         if "scorer" not in accepted:
-            takes = [n for n in STRATEGIES if "scorer" in _keyword_arguments(strategy_class(n))]
+            takes = [n for n in STRATEGIES if strategy_accepts(n, "scorer")]
             raise ConfigError(
                 f"strategy {name!r} takes no proxy ({', '.join(sorted(proxy))}); "
                 f"strategies that do: {', '.join(takes)}"
