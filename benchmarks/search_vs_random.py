@@ -22,8 +22,9 @@
 Prints test accuracy mean ± std of both and their difference, and writes them to
 ``benchmarks/out/search_vs_random-DATASET[-STRATEGY...].json`` (after the run name). With
 ``--dataset cifar10`` the searched cell and the random ones are also looked up in the
-NAS-Bench-201 table (200-epoch CIFAR-10 test accuracy and the cell's percentile there). Measures, does not assert; an interrupted search is
-continued with ``nasforge resume NAME --store STORE``, and a finished one is not run again.
+NAS-Bench-201 table (200-epoch CIFAR-10 test accuracy and the cell's percentile there).
+Measures, does not assert; an interrupted search is continued with ``nasforge resume NAME
+--store STORE``, and a finished one is not run again.
 """
 
 from __future__ import annotations
