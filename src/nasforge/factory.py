@@ -203,7 +203,12 @@ def make_scorer(
         )
     if proxy_size not in PROXY_SIZES:
         raise ConfigError(f"proxy_size must be one of {', '.join(PROXY_SIZES)}, got {proxy_size!r}")
-    net = dict(capabilities_of(estimator).build_options)
+    # the proxy takes channels, classes and image size from the dataset itself
+    net = {
+        key: value
+        for key, value in capabilities_of(estimator).build_options.items()
+        if key not in ("in_channels", "num_classes", "input_size")
+    }
     if proxy_size == "full":  # drop the search's size knobs (C, N): the space's own default
         for keyword in getattr(space, "size_options", {}).values():
             net.pop(keyword, None)

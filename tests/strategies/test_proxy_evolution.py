@@ -262,3 +262,24 @@ def test_cli_option_proxy_table_runs_proxy_evolution_and_resume_rebuilds_the_sco
     # the first ten trials are the table's top-ten cells of the warm-up pool, best first
     first = [params(SPACE.canonical(SPACE.from_string(t.arch))) for t in whole[:10]]
     assert first == sorted(first, reverse=True)
+
+
+@pytest.mark.parametrize(("size", "net"), [("full", {}), ("search", {"C": 4, "N": 1})])
+def test_option_proxy_with_real_training_scores_the_network_proxy_size_names(size, net):
+    """``--option proxy=params`` with the `Train` estimator: a `ZeroCostProxy` on its dataset;
+    ``proxy_size=full`` scores the benchmark's network (C=16 N=5), ``search`` the trained one
+    (C=4 N=1 here), as the analytic parameter count of each says."""
+    pytest.importorskip("nasforge.estimators.proxies")
+    from nasforge.data.datasets import load_dataset
+    from nasforge.estimators.train import Train
+
+    digits = load_dataset("digits")
+    train = Train(SPACE, digits, epochs=1, subset=1.0, batch_size=16, net={"C": 4, "N": 1})
+    options = {"proxy": "params", "proxy_size": size, "warmup": 10, "population": 4}
+    strategy = factory.make_strategy("proxy-evolution", SPACE, 0, options, train)
+    archs = [SPACE.sample(np.random.default_rng(1)) for _ in range(3)]
+    expected = [
+        SPACE.param_count(a, in_channels=digits.channels, num_classes=digits.classes, **net)
+        for a in archs
+    ]
+    assert strategy.scorer.score(archs).tolist() == expected
