@@ -198,7 +198,7 @@ def make_scorer(
     if getattr(estimator, "name", None) != "train":
         what = "no estimator" if estimator is None else f"the {estimator.name} estimator"
         raise ConfigError(
-            f"zero-cost proxies are computed on the training data, which {what} has: use "
+            f"zero-cost proxies are computed on training images, and {what} has none: use "
             "--estimator train, or give precomputed scores with --option proxy_table=FILE.csv"
         )
     if proxy_size not in PROXY_SIZES:
