@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from nasforge import final
-from nasforge.config import RunConfig
+from nasforge.config import RunConfig, default_search
 from nasforge.spaces.nb201 import NB201Space
 from nasforge.store import Store
 
@@ -115,8 +115,13 @@ def run_name(args: argparse.Namespace) -> str:
     """One stored search per dataset, strategy, options and search seed, so a rerun with the
     same flags reuses (or resumes) its own search and never another's."""
     name = f"search-vs-random-{args.dataset}"
-    if args.strategy != "evolution" or args.option:
-        tail = "-".join([args.strategy, *args.option])
+    strategy, options = args.strategy, list(args.option)
+    if strategy == "default":  # named after what it runs, so a changed default is a new run
+        strategy, defaults = default_search(training=True)
+        given = {pair.partition("=")[0] for pair in options}
+        options = [f"{k}={v}" for k, v in defaults.items() if k not in given] + options
+    if strategy != "evolution" or options:
+        tail = "-".join([strategy, *options])
         name += "-" + "".join(c if c.isalnum() or c in "._-" else "_" for c in tail)
     if args.search_seed:
         name += f"-seed{args.search_seed}"
