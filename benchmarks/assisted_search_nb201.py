@@ -160,7 +160,12 @@ def main() -> None:
     jobs = [(spec, seed) for spec in specs for seed in range(args.seeds)]
     started = time.perf_counter()
     if args.workers <= 1:
-        runs = [run_one(spec, seed, shared) for spec, seed in jobs]
+        runs = []
+        for spec, seed in jobs:
+            runs.append(run_one(spec, seed, shared))
+            if seed == args.seeds - 1:
+                took = sum(r["seconds"] for r in runs if r["spec"] == spec)
+                print(f"{spec}: {args.seeds} runs in {took:.0f} s", file=sys.stderr, flush=True)
     else:
         with ProcessPoolExecutor(args.workers) as pool:
             futures = [pool.submit(run_one, spec, seed, shared) for spec, seed in jobs]
