@@ -277,9 +277,12 @@ def test_option_proxy_with_real_training_scores_the_network_proxy_size_names(siz
     train = Train(SPACE, digits, epochs=1, subset=1.0, batch_size=16, net={"C": 4, "N": 1})
     options = {"proxy": "params", "proxy_size": size, "warmup": 10, "population": 4}
     strategy = factory.make_strategy("proxy-evolution", SPACE, 0, options, train)
-    archs = [SPACE.sample(np.random.default_rng(1)) for _ in range(3)]
-    expected = [
-        SPACE.param_count(a, in_channels=digits.channels, num_classes=digits.classes, **net)
+    rng = np.random.default_rng(1)
+    archs = [SPACE.sample(rng) for _ in range(3)]
+    expected = [  # a proxy scores an architecture's canonical form (twins share a score)
+        SPACE.param_count(
+            SPACE.canonical(a), in_channels=digits.channels, num_classes=digits.classes, **net
+        )
         for a in archs
     ]
     assert strategy.scorer.score(archs).tolist() == expected
