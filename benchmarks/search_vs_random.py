@@ -2,9 +2,15 @@
 
     python benchmarks/search_vs_random.py [--dataset fashion-mnist] [--minutes 30]
                                           [--seeds 3] [--final-epochs 5] [--final-subset 1.0]
+                                          [--strategy default|NAME] [--option KEY=VALUE ...]
+                                          [--search-seed 0]
                                           [--store benchmarks/out/search_vs_random.db]
 
-1. A low-fidelity search over NB201 cells (regularized evolution, 2 worker processes, each trial
+1. A low-fidelity search over NB201 cells (``--strategy``: ``default`` is what ``nasforge
+   search`` runs when no strategy is named, `config.DEFAULT_TRAIN_SEARCH`, with the user's
+   ``--option`` values laid over its options; ``evolution`` is this script's earlier run,
+   regularized evolution with population 10 and sample 3; any other name with its
+   ``--option`` values; ``--search-seed`` seeds the search; 2 worker processes, each trial
    ``--search-epochs`` epochs on ``--search-subset`` of the training split, C=8 N=1, the test
    set not scored: ``--skip-test``) for about ``--minutes`` of wall time (``--budget-seconds``
    of training cost summed over the two workers).
@@ -14,10 +20,11 @@
    Steps 2 and 3 share two one-thread worker processes.
 
 Prints test accuracy mean ± std of both and their difference, and writes them to
-``benchmarks/out/search_vs_random-DATASET.json``. With ``--dataset cifar10`` the searched cell
-and the random ones are also looked up in the NAS-Bench-201 table (200-epoch CIFAR-10 test
-accuracy and the cell's percentile there). Measures, does not assert; an interrupted search is
-continued with ``nasforge resume NAME --store STORE``, and a finished one is not run again.
+``benchmarks/out/search_vs_random-DATASET[-STRATEGY...].json`` (after the run name). With
+``--dataset cifar10`` the searched cell and the random ones are also looked up in the
+NAS-Bench-201 table (200-epoch CIFAR-10 test accuracy and the cell's percentile there).
+Measures, does not assert; an interrupted search is continued with ``nasforge resume NAME
+--store STORE``, and a finished one is not run again.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ import numpy as np
 import torch
 
 from nasforge import final
-from nasforge.config import RunConfig
+from nasforge.config import RunConfig, default_search
 from nasforge.spaces.nb201 import NB201Space
 from nasforge.store import Store
 
@@ -86,15 +93,39 @@ def search(args: argparse.Namespace, name: str) -> None:
     if status is not None:
         nasforge("resume", name, "--store", args.store)
         return
+    chosen: list[str] = []
+    if args.strategy != "default":
+        chosen = ["--strategy", args.strategy]
+    if args.strategy == "evolution" and not args.option:
+        chosen += ["--population", "10", "--sample", "3"]  # the earlier runs of this script
+    for pair in args.option:
+        chosen += ["--option", pair]
     # 2 workers: the summed training cost grows about twice as fast as wall time
     nasforge(
         "search", "--space", "nb201", "--estimator", "train", "--dataset", args.dataset,
-        "--strategy", "evolution", "--population", "10", "--sample", "3", "--workers", "2",
+        *chosen, "--seed", str(args.search_seed), "--workers", "2",
         "--budget-seconds", f"{args.minutes * 60 * 2:g}",
         "--epochs", str(args.search_epochs), "--subset", str(args.search_subset),
         "--channels", "8", "--cells", "1", "--skip-test", "--search-only",
         "--store", args.store, "--name", name,
     )  # fmt: skip
+
+
+def run_name(args: argparse.Namespace) -> str:
+    """One stored search per dataset, strategy, options and search seed, so a rerun with the
+    same flags reuses (or resumes) its own search and never another's."""
+    name = f"search-vs-random-{args.dataset}"
+    strategy, options = args.strategy, list(args.option)
+    if strategy == "default":  # named after what it runs, so a changed default is a new run
+        strategy, defaults = default_search(training=True)
+        given = {pair.partition("=")[0] for pair in options}
+        options = [f"{k}={v}" for k, v in defaults.items() if k not in given] + options
+    if strategy != "evolution" or options:
+        tail = "-".join([strategy, *options])
+        name += "-" + "".join(c if c.isalnum() or c in "._-" else "_" for c in tail)
+    if args.search_seed:
+        name += f"-seed{args.search_seed}"
+    return name
 
 
 def train_with_recipe(
@@ -155,9 +186,24 @@ def main() -> None:
     parser.add_argument("--final-epochs", type=int, default=5)
     parser.add_argument("--final-subset", type=float, default=1.0)
     parser.add_argument("--store", default="benchmarks/out/search_vs_random.db")
-    parser.add_argument("--name", default=None, help="run name (default: from the dataset)")
+    parser.add_argument(
+        "--strategy",
+        default="default",
+        help="default: nasforge search's own choice with real training; evolution: this "
+        "script's earlier run (population 10, sample 3); or any strategy name",
+    )
+    parser.add_argument(
+        "--option", action="append", default=[], metavar="KEY=VALUE", help="strategy option"
+    )
+    parser.add_argument("--search-seed", type=int, default=0, help="seed of the search")
+    parser.add_argument(
+        "--name",
+        default=None,
+        help="run name (default: from dataset, strategy and search seed; the earlier runs "
+        "of regularized evolution keep search-vs-random-DATASET)",
+    )
     args = parser.parse_args()
-    name = args.name or f"search-vs-random-{args.dataset}"
+    name = args.name or run_name(args)
     out = Path(args.store).parent
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -194,7 +240,15 @@ def main() -> None:
     print(f"difference: {diff:+.2f} points")
     record: dict[str, Any] = {
         "dataset": args.dataset,
-        "search": {"trials": finished, "minutes": search_seconds / 60, "arch": best},
+        "search": {
+            "trials": finished,
+            "minutes": search_seconds / 60,
+            "arch": best,
+            "run": name,
+            "strategy": cfg.search.strategy,
+            "options": dict(cfg.search.options),
+            "seed": cfg.search.seed,
+        },
         "final_recipe": {"epochs": args.final_epochs, "subset": args.final_subset},
         "searched": ours,
         "random": baseline,
@@ -207,7 +261,7 @@ def main() -> None:
         print(f"NB201 table, searched cell: 200-epoch test {acc:.2f} (percentile {pct:.1f})")
         for (acc, pct), cell in zip(looked[1:], randoms, strict=True):
             print(f"NB201 table, random cell: {acc:.2f} (percentile {pct:.1f})  {cell}")
-    path = out / f"search_vs_random-{args.dataset}.json"
+    path = out / f"{name.replace('search-vs-random-', 'search_vs_random-', 1)}.json"
     path.write_text(json.dumps(record, indent=2))
     print(f"wall time {time.perf_counter() - started:.0f} s; results in {path}")
 

@@ -38,8 +38,10 @@ if ! have_fashion; then
 fi
 
 NAME="main-$(date +%Y%m%d-%H%M%S)"
+# the strategy nasforge search picks with real training (config.DEFAULT_TRAIN_SEARCH)
+STRATEGY="$("$PY" -c 'from nasforge.config import describe_default_train_search as d; print(d())')"
 echo "== nasforge search with its defaults: a low-fidelity search of NB201 cells on $DATASET"
-echo "   (real training: C=8 N=1, 2 epochs on 10%, 12 trials of regularized evolution, 2 workers),"
+echo "   (real training: C=8 N=1, 2 epochs on 10%, 12 trials of $STRATEGY, 2 workers),"
 echo "   then final training of the winner (2 seeds, 4 epochs on 30%) and export =="
 "$PY" -m nasforge.cli search --dataset "$DATASET" --name "$NAME" \
   ${NASFORGE_MAIN_BUDGET:+--budget "$NASFORGE_MAIN_BUDGET"}

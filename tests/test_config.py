@@ -100,3 +100,27 @@ def test_version_1_from_before_later_options_gets_what_those_runs_ran_with() -> 
 def test_a_configuration_it_cannot_read_is_one_clear_error(data: dict, expected: str) -> None:
     with pytest.raises(ConfigError, match=expected):
         RunConfig.from_json(data)
+
+
+def test_a_search_that_names_no_strategy_gets_the_default_of_its_estimator(monkeypatch) -> None:
+    """Real training: `config.DEFAULT_TRAIN_SEARCH` (strategy and options, the user's
+    --option laid over them); a benchmark: `config.DEFAULT_STRATEGY`; a named strategy: only
+    the user's options. ``--help`` says which default applies."""
+    from nasforge import config
+
+    default = ("proxy-evolution", {"proxy": "naswot", "warmup": 50})
+    monkeypatch.setattr(config, "DEFAULT_TRAIN_SEARCH", default)
+    cfg = parsed("--dataset", "digits", "--option", "warmup=30", "--budget", "12")
+    assert cfg.search.strategy == "proxy-evolution"
+    # the short-budget population rule applies to it as to evolution
+    assert cfg.search.options == {"proxy": "naswot", "warmup": 30, "population": 6, "sample": 3}
+    assert RunConfig.create({"dataset": "digits"}).search.strategy == "proxy-evolution"
+    named = parsed("--dataset", "digits", "--strategy", "random")
+    assert (named.search.strategy, dict(named.search.options)) == ("random", {})
+    bench = parsed("--estimator", "benchmark")
+    assert (bench.search.strategy, dict(bench.search.options)) == (config.DEFAULT_STRATEGY, {})
+    assert "--strategy proxy-evolution --option proxy=naswot --option warmup=50" in (
+        config.describe_default_train_search()
+    )
+    help_text = cli.build_parser()._subparsers._group_actions[0].choices["search"].format_help()
+    assert "--strategy proxy-evolution --option proxy=naswot" in " ".join(help_text.split())

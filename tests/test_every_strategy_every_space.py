@@ -75,7 +75,12 @@ def test_strategy_runs_on_space(space_name, strategy):
         with pytest.raises(ConfigError, match="grow"):  # PNAS needs cells that grow
             factory.make_strategy(strategy, space, seed=1, estimator=estimator)
         return
-    search = factory.make_strategy(strategy, space, seed=1, estimator=estimator)
+    options = {}
+    if strategy == "proxy-evolution":  # it needs a proxy: the parameter count of a small net
+        from nasforge.strategies.scoring import ParamsScorer
+
+        options["scorer"] = ParamsScorer(space, **small_network(space))
+    search = factory.make_strategy(strategy, space, seed=1, options=options, estimator=estimator)
     history = Experiment(space, search, estimator, BUDGET, progress=False).run()
 
     assert len(history.trials) == BUDGET

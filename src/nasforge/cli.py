@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from nasforge import factory
-from nasforge.config import FinalPlan, RunConfig, TrainRecipe, parse_options, stored_config
+from nasforge.config import (
+    DEFAULT_STRATEGY,
+    FinalPlan,
+    RunConfig,
+    TrainRecipe,
+    describe_default_train_search,
+    parse_options,
+    stored_config,
+)
 from nasforge.errors import ConfigError, NasforgeError, NasforgeWarning
 from nasforge.executors.base import WorkersUnavailable
 from nasforge.pipeline import DEFAULT_STORE, finish
@@ -280,7 +288,10 @@ def add_table_arguments(what: Any) -> None:
 def add_search_arguments(p: argparse.ArgumentParser) -> None:
     what = add_estimator_arguments(p, default_estimator=None)
     what.add_argument(
-        "--strategy", default="evolution", help=f"one of: {', '.join(factory.STRATEGIES)}"
+        "--strategy",
+        default=None,
+        help=f"one of: {', '.join(factory.STRATEGIES)} (default with real training: "
+        f"{describe_default_train_search()}; on a benchmark: {DEFAULT_STRATEGY})",
     )
     what.add_argument(
         "--budget",
@@ -302,7 +313,10 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="a strategy option, repeatable, e.g. --option population=20 --option sample=5 "
-        "(evolution), --option eta=3 (hyperband); the strategy's docstring lists them",
+        "(evolution), --option eta=3 (hyperband); the strategy's docstring lists them. A "
+        "zero-cost proxy for strategies that take one (proxy-evolution): --option "
+        "proxy=NAME[,NAME] (real training; proxy_size=full|search, proxy_batch=N, "
+        "proxy_device=DEV) or --option proxy_table=FILE.csv --option proxy=COLUMN",
     )
     what.add_argument(
         "--population",

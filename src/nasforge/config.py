@@ -30,6 +30,31 @@ from nasforge.spaces.source import fingerprint
 #: The version `RunConfig.to_json` writes.
 CONFIG_VERSION = 2
 
+#: The strategy of a search whose ``--strategy`` is not given, on a benchmark (table lookups).
+DEFAULT_STRATEGY = "evolution"
+#: The strategy and its options of `nasforge search` with real training when no ``--strategy``
+#: is given: the combination that wins issue #13's real-training measurements (README, "Does
+#: searching pay?"). The user's ``--option`` values are laid over these options; a user who
+#: names a strategy gets none of them.
+DEFAULT_TRAIN_SEARCH: tuple[str, Mapping[str, Any]] = ("evolution", MappingProxyType({}))
+#: strategies whose population shrinks to half a short budget (under 20 evaluations)
+POPULATION_STRATEGIES = ("evolution", "proxy-evolution")
+
+
+def default_search(training: bool) -> tuple[str, dict[str, Any]]:
+    """(strategy, options) of a search that names no strategy."""
+    if training:
+        name, options = DEFAULT_TRAIN_SEARCH
+        return name, dict(options)
+    return DEFAULT_STRATEGY, {}
+
+
+def describe_default_train_search() -> str:
+    """``DEFAULT_TRAIN_SEARCH`` as command-line flags, for ``--help`` and the docs."""
+    name, options = DEFAULT_TRAIN_SEARCH
+    flags = "".join(f" --option {k}={v}" for k, v in options.items())
+    return f"--strategy {name}{flags}"
+
 
 @dataclass(frozen=True)
 class SearchPart:
@@ -190,8 +215,11 @@ class RunConfig:
             s["budget"] = 12 if training else 100
         s.setdefault("budget", None)
         options = dict(s.get("options") or {})
+        if "strategy" not in s:
+            s["strategy"], defaults = default_search(training)
+            options = defaults | options
         short = s["budget"] is not None and s["budget"] < 20
-        if s.get("strategy", "evolution") == "evolution" and "population" not in options and short:
+        if s["strategy"] in POPULATION_STRATEGIES and "population" not in options and short:
             # evolution's population of 10 would leave a short search nearly all random samples
             population = max(2, s["budget"] // 2)
             options["population"] = population

@@ -18,6 +18,7 @@ STRATEGY_CLASSES: dict[str, tuple[str, str]] = {
     "random": ("nasforge.strategies.random", "RandomSearch"),
     "grid": ("nasforge.strategies.grid", "GridSearch"),
     "evolution": ("nasforge.strategies.evolution", "RegularizedEvolution"),
+    "proxy-evolution": ("nasforge.strategies.proxy_evolution", "ProxyEvolution"),
     "tournament": ("nasforge.strategies.tournament", "TournamentEvolution"),
     "genetic": ("nasforge.strategies.genetic", "GeneticAlgorithm"),
     "local": ("nasforge.strategies.local", "LocalSearch"),
@@ -39,6 +40,10 @@ MULTI_FIDELITY = ("sh", "hyperband", "asha", "bohb")
 ESTIMATORS = ("benchmark", "train")
 EXECUTORS = ("auto", "inprocess", "pool", "ray")
 BENCHMARK_DATASETS = ("cifar10", "cifar100", "imagenet16-120")
+#: strategy options that describe the arch scorer (``scorer=``) instead of being passed on
+PROXY_OPTIONS = ("proxy", "proxy_table", "proxy_batch", "proxy_size", "proxy_device")
+#: ``proxy_size``: which network a zero-cost proxy scores
+PROXY_SIZES = ("full", "search")
 TRAIN_DATASETS = ("mnist", "fashion-mnist", "cifar10", "cifar100", "digits", "folder:PATH")
 
 
@@ -100,6 +105,11 @@ def strategy_class(name: str) -> type:
     return getattr(importlib.import_module(module), cls)
 
 
+def strategy_accepts(name: str, keyword: str) -> bool:
+    """Whether strategy ``name``'s constructor takes ``keyword`` (e.g. ``scorer``)."""
+    return keyword in _keyword_arguments(strategy_class(name))
+
+
 def make_strategy(
     name: str,
     space: Any,
@@ -112,6 +122,18 @@ def make_strategy(
     eta ...); multi-fidelity strategies take their fidelity range from ``estimator``."""
     cls = strategy_class(name)
     kwargs = dict(options or {})
+    accepted = _keyword_arguments(cls)
+    proxy = {key: kwargs.pop(key) for key in PROXY_OPTIONS if key in kwargs}
+    if proxy:
+        if "scorer" not in accepted:
+            takes = [n for n in STRATEGIES if strategy_accepts(n, "scorer")]
+            raise ConfigError(
+                f"strategy {name!r} takes no proxy ({', '.join(sorted(proxy))}); "
+                f"strategies that do: {', '.join(takes)}"
+            )
+        if "scorer" in kwargs:
+            raise ConfigError("give either a scorer or proxy options, not both")
+        kwargs["scorer"] = make_scorer(space, estimator, seed, **proxy)
     if max_params is not None:
         from nasforge.strategies.constraints import MaxParams
 
@@ -128,7 +150,6 @@ def make_strategy(
             )
         kwargs.setdefault("min_fidelity", low_high[0])
         kwargs["max_fidelity"] = low_high[1]
-    accepted = _keyword_arguments(cls)
     unknown = sorted(set(kwargs) - accepted)
     if unknown:
         raise ConfigError(
@@ -136,6 +157,72 @@ def make_strategy(
             f"accepted: {', '.join(sorted(accepted - {'space', 'seed'}))}"
         )
     return cls(space, seed=seed, **kwargs)
+
+
+def make_scorer(
+    space: Any,
+    estimator: Any,
+    seed: int,
+    proxy: str | list[str] | None = None,
+    proxy_table: str | None = None,
+    proxy_batch: int | None = None,
+    proxy_size: str = "full",
+    proxy_device: str = "cpu",
+) -> Any:
+    """The arch scorer that ``--option proxy=NAME[,NAME]`` describes (the first name is the
+    score a strategy ranks by; the others are extra features where a strategy reads them).
+
+    With ``proxy_table=FILE``: `ProxyTable` (precomputed scores, column ``NAME``), which is
+    how a benchmark search gets proxy scores. With the real-training estimator: a
+    `ZeroCostProxy` on that estimator's own dataset, seeded by the search's seed, scoring the
+    network ``proxy_size`` names: ``full`` (default) the space's full-size network (NB201
+    C=16 N=5, the benchmark's, on which the proxies' rank correlations are measured),
+    ``search`` the smaller network the search trains."""
+    if isinstance(proxy, str):
+        names = [n.strip() for n in proxy.split(",") if n.strip()]
+    else:
+        names = [str(n).strip() for n in proxy or [] if str(n).strip()]
+    if not names:
+        raise ConfigError(
+            "--option proxy=NAME[,NAME] names no proxy; e.g. --option proxy=naswot "
+            "(the proxies: nasforge.estimators.proxies.PROXIES)"
+        )
+    if proxy_table is not None:
+        if len(names) > 1:
+            raise ConfigError(
+                f"a proxy table scores by one column, got proxy={','.join(names)}: name one"
+            )
+        from nasforge.estimators.proxies import ProxyTable
+
+        return ProxyTable(str(proxy_table), names[0], space=space)
+    if getattr(estimator, "name", None) != "train":
+        what = "no estimator" if estimator is None else f"the {estimator.name} estimator"
+        raise ConfigError(
+            f"zero-cost proxies are computed on training images, and {what} has none: use "
+            "--estimator train, or give precomputed scores with --option proxy_table=FILE.csv"
+        )
+    if proxy_size not in PROXY_SIZES:
+        raise ConfigError(f"proxy_size must be one of {', '.join(PROXY_SIZES)}, got {proxy_size!r}")
+    # the proxy takes channels, classes and image size from the dataset itself
+    net = {
+        key: value
+        for key, value in capabilities_of(estimator).build_options.items()
+        if key not in ("in_channels", "num_classes", "input_size")
+    }
+    if proxy_size == "full":  # drop the search's size knobs (C, N): the space's own default
+        for keyword in getattr(space, "size_options", {}).values():
+            net.pop(keyword, None)
+    from nasforge.estimators.proxies import ZeroCostProxy
+
+    return ZeroCostProxy(
+        space,
+        estimator.dataset,
+        proxies=tuple(names),
+        batch_size=proxy_batch,
+        seed=seed,
+        build_options=net,
+        device=proxy_device,
+    )
 
 
 def strategies_for(space: Any, estimator: Any) -> list[str]:

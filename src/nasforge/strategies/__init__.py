@@ -9,6 +9,7 @@ export_lazily(
         "RandomSearch": "nasforge.strategies.random",
         "GridSearch": "nasforge.strategies.grid",
         "RegularizedEvolution": "nasforge.strategies.evolution",
+        "ProxyEvolution": "nasforge.strategies.proxy_evolution",
         "TournamentEvolution": "nasforge.strategies.tournament",
         "GeneticAlgorithm": "nasforge.strategies.genetic",
         "LocalSearch": "nasforge.strategies.local",
@@ -24,5 +25,6 @@ export_lazily(
         "BOHB": "nasforge.strategies.bohb",
         "PNAS": "nasforge.strategies.pnas",
         "MaxParams": "nasforge.strategies.constraints",
+        "ParamsScorer": "nasforge.strategies.scoring",
     },
 )
