@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from nasforge import cli
-from nasforge.config import CONFIG_VERSION, FinalPlan, RunConfig, migrate, stored_config
+from nasforge.config import (
+    CONFIG_VERSION,
+    DEFAULT_TRAIN_SEARCH,
+    FinalPlan,
+    RunConfig,
+    migrate,
+    stored_config,
+)
 from nasforge.errors import ConfigError
 
 FIXTURE_SQL = Path(__file__).parent / "fixtures" / "store_v2" / "store_v2.sql"
@@ -26,7 +33,8 @@ def test_the_command_line_and_python_build_the_same_configuration() -> None:
         {"dataset": "digits", "budget": 6}, {"epochs": 1}, {"workers": 1}
     )
     assert from_cli == from_python
-    assert from_cli.search.options == {"population": 3, "sample": 3}
+    # the default real-training search's options, with a population for a 6-trial budget
+    assert from_cli.search.options == {**DEFAULT_TRAIN_SEARCH[1], "population": 3, "sample": 3}
     assert from_cli.final == FinalPlan()
 
 

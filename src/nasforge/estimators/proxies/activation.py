@@ -67,12 +67,11 @@ def _blocks(net: nn.Module) -> list[nn.Module]:
 def activation_scores(
     net: nn.Module, x: torch.Tensor, classes: int, params: int
 ) -> dict[str, float]:
-    """naswot, meco, swap, az_expressivity and az_progressivity of ``net`` on x (forward only)."""
+    """naswot, swap, az_expressivity and az_progressivity of ``net`` on x (forward only)."""
     net.train()
     batch = len(x)
     kernel = torch.zeros((batch, batch), dtype=torch.float64, device=x.device)
     patterns: list[torch.Tensor] = []
-    meco = 0.0
     expressivity: list[float] = []
     blocks = set(map(id, _blocks(net)))
     weights = 2.0 ** torch.arange(batch, device=x.device, dtype=torch.float64)
@@ -98,10 +97,6 @@ def activation_scores(
         else:
             patterns.append(torch.unique(code.T, dim=0))
 
-    def on_conv(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
-        nonlocal meco
-        meco += _meco_layer(output.detach()[0])
-
     def on_block(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
         expressivity.append(_isotropy(output.detach()))
 
@@ -109,8 +104,6 @@ def activation_scores(
     for module in net.modules():
         if isinstance(module, nn.ReLU):
             handles.append(module.register_forward_hook(on_relu))
-        if isinstance(module, nn.Conv2d):
-            handles.append(module.register_forward_hook(on_conv))
         if id(module) in blocks:
             handles.append(module.register_forward_hook(on_block))
     try:
@@ -128,7 +121,6 @@ def activation_scores(
     steps = np.diff(expressivity) if len(expressivity) > 1 else np.array([math.nan])
     return {
         "naswot": finite(torch.linalg.slogdet(kernel)[1]) if patterns else -math.inf,
-        "meco": finite(meco),
         "swap": finite(distinct * swap_regulariser(params)),
         "az_expressivity": finite(sum(expressivity)) if expressivity else -math.inf,
         "az_progressivity": finite(float(np.min(steps))),
@@ -158,6 +150,27 @@ def _jacob_cov(jac: np.ndarray) -> float:
         return math.nan
     v = np.linalg.eigvalsh(corr)
     return float(-np.sum(np.log(v + JACOB_K) + 1.0 / (v + JACOB_K)))
+
+
+def meco_score(net: nn.Module, x: torch.Tensor, classes: int) -> float:
+    """MeCo of ``net`` on one image (Jiang et al. 2023): the sum over convolutions of channels
+    times the smallest eigenvalue of the Pearson correlation between the channels' feature
+    maps. Train-mode batch norm, as at initialisation in the paper; ``x`` holds that image."""
+    net.train()
+    total = 0.0
+
+    def on_conv(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+        nonlocal total
+        total += _meco_layer(output.detach()[0])
+
+    handles = [m.register_forward_hook(on_conv) for m in net.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            check_logits(net(x), len(x), classes)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return finite(total)
 
 
 def _meco_layer(feature: torch.Tensor) -> float:

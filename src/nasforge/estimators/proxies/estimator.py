@@ -32,6 +32,7 @@ from nasforge.estimators.base import EstimatorBase, EstimatorCapabilities
 from nasforge.estimators.proxies.activation import (
     activation_scores,
     jacob_cov_score,
+    meco_score,
     zen_score,
 )
 from nasforge.estimators.proxies.baselines import baseline_scores
@@ -43,11 +44,12 @@ from nasforge.nn.profile import count_params
 
 _DATASET_KEYS = ("in_channels", "num_classes")
 #: the passes that read the minibatch
-DATA_GROUPS = ("gradient", "jacobian", "activation")
+DATA_GROUPS = ("gradient", "jacobian", "activation", "meco")
 #: batch-norm mode and dtype of each pass, for ``setup``
 PASS_MODES = {
     "gradient": "train-mode batch norm (batch statistics), float32",
     "activation": "train-mode batch norm (batch statistics), float32, forward only",
+    "meco": "train-mode batch norm (statistics of the one image), float32, forward only",
     "jacobian": "train-mode batch norm (batch statistics), float32",
     "zen": "train-mode batch norm, float32, Gaussian weights and inputs (fresh copy)",
     "synflow": "eval-mode batch norm (initial running statistics), float64, |weights| (copy)",
@@ -172,18 +174,23 @@ class ZeroCostProxy(EstimatorBase):
             pristine = self.space.build(arch, **self.options).to(self.device)
         scores: dict[str, float] = {}
         seconds: dict[str, float] = {}
-        for group in self.groups:
+        for index, group in enumerate(self.groups):
             started = time.perf_counter()
-            scores.update(self._group(group, pristine))
+            # every pass but the last works on a copy (synflow and zen change weights, train-mode
+            # passes change batch-norm statistics); the last may use the network itself
+            last = index == len(self.groups) - 1
+            scores.update(self._group(group, pristine, copy_first=not last))
             seconds[group] = time.perf_counter() - started
         self.last_seconds = seconds
         return {**{n: scores[n] for n in self.computed}, "params": float(count_params(pristine))}
 
-    def _group(self, group: str, pristine: torch.nn.Module) -> dict[str, float]:
+    def _group(
+        self, group: str, pristine: torch.nn.Module, *, copy_first: bool = True
+    ) -> dict[str, float]:
         size = self.sizes[group]
         if group == "baseline":
             return baseline_scores(pristine, self.shape)
-        net = copy.deepcopy(pristine)
+        net = copy.deepcopy(pristine) if copy_first else pristine
         if group == "synflow":
             return {"synflow": synflow_score(net, self.shape)}
         if group == "zen":
@@ -194,6 +201,8 @@ class ZeroCostProxy(EstimatorBase):
             return gradient_scores(net, x, y, self.classes, grasp="grasp" in self.computed)
         if group == "jacobian":
             return {"jacob_cov": jacob_cov_score(net, x, self.classes)}
+        if group == "meco":
+            return {"meco": meco_score(net, x, self.classes)}
         return activation_scores(net, x, self.classes, count_params(pristine))
 
     def score_all(self, archs: Sequence[Arch]) -> dict[str, np.ndarray]:

@@ -78,9 +78,9 @@ PROXIES: dict[str, ProxySpec] = {
         _spec(
             "meco",
             "Jiang et al. 2023, MeCo: Zero-Shot NAS with One Data and Single Forward Pass",
-            32,
-            "activation",
-            "uses the minibatch's first image",
+            1,
+            "meco",
+            "one image, its own forward pass, as in the paper (MeCo: one data sample)",
         ),
         _spec(
             "swap",
