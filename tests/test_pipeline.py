@@ -36,13 +36,20 @@ def test_defaults_are_a_short_real_training_search_that_ends_in_a_model() -> Non
     assert (cfg.train.channels, cfg.train.cells) == (8, 1)  # NB201's proxy network
     assert cfg.executor.workers == min(2, os.cpu_count() or 1)
     assert cfg.final == FinalPlan(top_k=1, seeds=2, epochs=None, subset=None)
-    assert cfg.search.options == {"population": 6, "sample": 3}  # 12 trials still evolve
+    # the default real-training search (README): regularized evolution steered by MeCo
+    assert cfg.search.strategy == "proxy-evolution"
+    meco = {"proxy": "meco"}
+    assert cfg.search.options == {**meco, "population": 6, "sample": 3}  # 12 trials still evolve
 
 
 def test_a_short_evolution_gets_a_smaller_population_unless_one_is_given() -> None:
-    assert config_of("--budget", "5").search.options == {"population": 2, "sample": 2}
-    assert config_of("--budget", "40").search.options == {}  # the paper's 10 and 3
-    assert config_of("--population", "4").search.options == {"population": 4}
+    meco = {"proxy": "meco"}  # the default search's own options
+    assert config_of("--budget", "5").search.options == {**meco, "population": 2, "sample": 2}
+    assert config_of("--budget", "40").search.options == meco  # the paper's 10 and 3
+    assert config_of("--population", "4").search.options == {**meco, "population": 4}
+    evolution = ("--strategy", "evolution")
+    assert config_of(*evolution, "--budget", "5").search.options == {"population": 2, "sample": 2}
+    assert config_of(*evolution, "--budget", "40").search.options == {}
     assert config_of("--strategy", "random").search.options == {}
 
 

@@ -40,7 +40,7 @@ DEFAULT_STRATEGY = "evolution"
 #: measured (Spearman 0.89 over all 6,466 classes on CIFAR-10) at ~0.2 s a cell on one core.
 DEFAULT_TRAIN_SEARCH: tuple[str, Mapping[str, Any]] = (
     "proxy-evolution",
-    MappingProxyType({"proxy": "meco", "warmup": 300}),
+    MappingProxyType({"proxy": "meco"}),
 )
 #: strategies whose population shrinks to half a short budget (under 20 evaluations)
 POPULATION_STRATEGIES = ("evolution", "proxy-evolution")
