@@ -33,11 +33,12 @@ CONFIG_VERSION = 2
 #: The strategy of a search whose ``--strategy`` is not given, on a benchmark (table lookups).
 DEFAULT_STRATEGY = "evolution"
 #: The strategy and its options of `nasforge search` with real training when no ``--strategy``
-#: is given: the combination that wins issue #13's real-training measurements (README, "Does
-#: searching pay?"). The user's ``--option`` values are laid over these options; a user who
-#: names a strategy gets none of them.
-#: MeCo (one image, the benchmark's C=16 N=5 network) ranks NB201 cells best of the proxies
-#: measured (Spearman 0.89 over all 6,466 classes on CIFAR-10) at ~0.2 s a cell on one core.
+#: is given. The user's ``--option`` values are laid over these options; a user who names a
+#: strategy gets none of them. MeCo (one image, the benchmark's C=16 N=5 network) ranks NB201
+#: cells best of the single proxies measured (Spearman 0.89 over all 6,466 classes on
+#: CIFAR-10) at ~0.1-0.2 s a cell on one core, and proxy-evolution with it beat every other
+#: strategy on the NB201 table (README, "Cheaper estimation"; "Does searching pay?" for real
+#: training).
 DEFAULT_TRAIN_SEARCH: tuple[str, Mapping[str, Any]] = (
     "proxy-evolution",
     MappingProxyType({"proxy": "meco"}),
