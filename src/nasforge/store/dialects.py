@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -95,9 +96,25 @@ class SQLiteDialect(Dialect):
 
     def after_open(self, db: sqlite3.Connection) -> None:
         if self.url.path is not None:
-            db.execute("PRAGMA journal_mode=WAL")
+            _switch_to_wal(db)
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("PRAGMA foreign_keys=ON")
+
+
+def _switch_to_wal(db: sqlite3.Connection, patience: float = 30.0) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while another connection holds the file: switching
+    the journal mode takes an exclusive lock and SQLite answers "database is locked" at once,
+    without waiting out the busy timeout, when several processes open a new store together."""
+    deadline, pause = time.monotonic() + patience, 0.01
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(2 * pause, 0.5)
 
 
 class PostgresDialect(Dialect):
