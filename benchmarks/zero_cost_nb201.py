@@ -51,7 +51,9 @@ from nasforge.estimators.proxies.registry import COMPONENTS, PROXIES
 from nasforge.estimators.proxies.table import write_proxy_table
 from nasforge.executors.base import Job
 from nasforge.executors.pool import ProcessPoolExecutor
+from nasforge.rank import duration
 from nasforge.spaces.nb201 import NB201Arch, NB201Space
+from proxy_correlation import read_rows, sample_cells  # the same cell sample and CSV reading
 
 DATASETS = ("cifar10", "cifar100", "imagenet16-120")
 GROUPS = sorted({spec.group for spec in PROXIES.values() if not spec.relative} | {"all"})
@@ -90,27 +92,6 @@ PUBLISHED: dict[str, tuple[float | None, float | None, float | None]] = {
 DEGENERATE_ACC = 15.0
 
 
-def sample_cells(space: NB201Space, count: int, seed: int) -> list[NB201Arch]:
-    """``count`` cells from distinct isomorphism classes, each in its canonical form."""
-    rng = np.random.default_rng(seed)
-    seen: set[str] = set()
-    cells: list[NB201Arch] = []
-    while len(cells) < count:
-        arch = space.canonical(space.sample(rng))
-        text = space.to_string(arch)
-        if text not in seen:
-            seen.add(text)
-            cells.append(arch)
-    return cells
-
-
-def read_rows(path: Path) -> list[dict[str, str]]:
-    if not path.exists():
-        return []
-    with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
 def append_row(path: Path, row: dict[str, object]) -> None:
     """Append one row (header first if the file is new), flushed so a kill loses nothing."""
     new = not path.exists() or path.stat().st_size == 0
@@ -121,14 +102,6 @@ def append_row(path: Path, row: dict[str, object]) -> None:
         writer.writerow(row)
         handle.flush()
         os.fsync(handle.fileno())
-
-
-def duration(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 def score_cells(
