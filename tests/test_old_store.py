@@ -80,7 +80,9 @@ def test_show_reads_every_old_run_and_upgrades_the_store(old_store: Path, capsys
     assert rows(old_store, "SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
 
     done = json.loads(run_cli(capsys, "show", "done", "--store", str(old_store), "--json"))
-    assert rows(old_store, "SELECT value FROM meta WHERE key = 'schema_version'") == [("3",)]
+    # upgraded through every migration: version 3 added finals, version 4 the oneshot table
+    assert rows(old_store, "SELECT value FROM meta WHERE key = 'schema_version'") == [("4",)]
+    assert rows(old_store, "SELECT count(*) FROM oneshot") == [(0,)]
     assert done["status"] == "finished" and done["trials"]["complete"] == 3
     cfg = done["config"]["cli"]  # read back through the migration
     assert cfg["version"] == 2

@@ -301,17 +301,18 @@ def test_a_store_of_another_schema_version_is_refused_untouched(store_url):
 
 def _as_version_2(url: str) -> None:
     """Make a store what nasforge wrote before final results lived in it (schema 2, no
-    ``finals`` table), with raw SQL around nasforge."""
+    ``finals`` and ``oneshot`` tables), with raw SQL around nasforge."""
     if "://" in url:
         import psycopg
 
         with psycopg.connect(url, autocommit=True) as db:
             db.execute("DROP TABLE finals")
+            db.execute("DROP TABLE oneshot")
             db.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     else:
         with sqlite3.connect(url) as db:
             db.executescript(
-                "DROP TABLE finals; UPDATE meta SET value = '2' WHERE key = 'schema_version';"
+                "DROP TABLE finals; DROP TABLE oneshot; UPDATE meta SET value = '2' WHERE key = 'schema_version';"
             )
         db.close()
 
@@ -331,8 +332,11 @@ def test_a_version_2_store_is_upgraded_in_place_and_keeps_its_runs(store_url):
         assert [t.result for t in store.trials(run)] == [RESULT]
         assert store.final(run) is None
         store.save_final(run, {"best": {"arch": "|a|"}})
+        assert store.oneshot(run) is None
+        store.save_oneshot(run, {"method": "gdas"})
     with Store(store_url) as store:  # upgraded once: opening again changes nothing
         assert store.final(store.get_run("old")) == {"best": {"arch": "|a|"}}
+        assert store.oneshot(store.get_run("old")) == {"method": "gdas"}
 
 
 def test_final_results_are_seen_by_another_connection_and_kept_per_run(store_url):
@@ -371,10 +375,10 @@ def test_a_database_holding_other_tables_is_not_taken_over(store_url):
         import psycopg
 
         with psycopg.connect(store_url, autocommit=True) as db:
-            db.execute("DROP TABLE trials; DROP TABLE finals; DROP TABLE meta")
+            db.execute("DROP TABLE trials; DROP TABLE finals; DROP TABLE oneshot; DROP TABLE meta")
     else:
         with sqlite3.connect(store_url) as db:
-            db.executescript("DROP TABLE trials; DROP TABLE finals; DROP TABLE meta;")
+            db.executescript("DROP TABLE trials; DROP TABLE finals; DROP TABLE oneshot; DROP TABLE meta;")
     with pytest.raises(ConfigError, match="not a nasforge store: it has tables runs"):
         Store(store_url)
     with pytest.raises(ConfigError, match="not a nasforge store"):

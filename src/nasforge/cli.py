@@ -28,6 +28,7 @@ from nasforge.config import (
 )
 from nasforge.errors import ConfigError, NasforgeError, NasforgeWarning
 from nasforge.executors.base import WorkersUnavailable
+from nasforge.oneshot.command import add_oneshot_parser, cmd_oneshot, resume_oneshot
 from nasforge.pipeline import DEFAULT_STORE, finish
 from nasforge.runconfig import build_experiment, make_estimator, make_space
 
@@ -207,8 +208,12 @@ def build_parser() -> Parser:
     )
     resume.add_argument("--artifacts", default=None, metavar="DIR", help=ARTIFACTS_HELP)
     resume.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    resume.add_argument(
+        "--device", default=None, help="a one-shot run: torch device to continue on (cpu)"
+    )
     add_final_parsers(sub)
     add_rank_parser(sub)
+    add_oneshot_parser(sub, positive_int, fraction, run_name)
     return parser
 
 
@@ -607,6 +612,10 @@ def cmd_resume(args: argparse.Namespace) -> None:
 
     store = open_existing(args.store)
     run = store.get_run(args.run)
+    if "oneshot" in run.config:  # a supernet run continues from its last epoch's checkpoint
+        store.close()
+        resume_oneshot(run.config, args)
+        return
     cfg = stored_config(run.config)
     if cfg is None:
         raise ConfigError(f"run {args.run!r} was not started from the CLI; resume it from Python")
@@ -903,6 +912,7 @@ COMMANDS = {
     "train-final": cmd_train_final,
     "export": cmd_export,
     "rank": cmd_rank,
+    "oneshot": lambda args: cmd_oneshot(args, DEFAULT_STORE),
 }
 
 

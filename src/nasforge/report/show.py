@@ -50,7 +50,23 @@ def run_summary(
         ],
         "failures": [{"trial": t.number, "error": t.error} for t in trials if t.state == "failed"],
         **products(store, run, artifacts),
+        **oneshot_summary(store, run),
     }
+
+
+def oneshot_summary(store: Store, run: Any) -> dict[str, Any]:
+    """A one-shot run's record without its bulky parts (α per epoch, the check's scores)."""
+    record = store.oneshot(run)
+    if record is None:
+        return {}
+    history = record.get("history", [])
+    brief = {k: v for k, v in record.items() if k not in ("history", "check")}
+    brief["epochs_done"] = len(history)
+    if history:
+        brief["last_epoch"] = {k: v for k, v in history[-1].items() if k != "alpha"}
+    if "check" in record:
+        brief["check"] = {k: v for k, v in record["check"].items() if k not in ("scores", "archs")}
+    return {"oneshot": brief}
 
 
 def current_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -133,6 +149,8 @@ def describe_run(
             f"on {done['subset']:.0%} of the data"
             + (" (kept in the store)" if done["source"] == "store" else f" ({done['source']})")
         )
+    if "oneshot" in summary:
+        lines.extend(describe_oneshot(summary["oneshot"]))
     if "export" in summary:
         lines.append(f"  exported model: {summary['export']}/")
     stored = stored_config(cfg)
@@ -148,6 +166,36 @@ def describe_run(
     if summary["status"] == "interrupted":
         lines.append(f"  continue with: nasforge resume {name} --store {path}")
     return "\n".join(lines)
+
+
+def describe_oneshot(brief: dict[str, Any]) -> list[str]:
+    """The lines of a one-shot run: supernet progress, the derived cell, the check."""
+    recipe = brief.get("recipe", {})
+    lines = [
+        f"  one-shot {brief.get('method')}: {brief['epochs_done']}/{recipe.get('epochs')} "
+        f"supernet epochs, {brief.get('train_seconds', 0) / 60:.1f} min; split "
+        f"{brief.get('split', {}).get('train')} train / {brief.get('split', {}).get('val')} "
+        "validation images"
+    ]
+    last = brief.get("last_epoch")
+    if last:
+        lines.append(
+            f"  last epoch: train acc {last['train_acc']:.1f}, val acc {last['val_acc']:.1f}"
+            + (f", derived {last['derived']}" if "derived" in last else "")
+        )
+    if "derived" in brief:
+        lines.append(
+            f"  derived: {brief['derived']} (supernet val acc {brief['derived_val_acc']:.2f})"
+        )
+    if "derived_nb201" in brief:
+        accs = ", ".join(f"{k} {v:.2f}" for k, v in brief["derived_nb201"].items())
+        lines.append(f"  NB201 200-epoch test accuracy (report only): {accs}")
+    for dataset, m in brief.get("check", {}).get("metrics", {}).items():
+        lines.append(
+            f"  supernet vs NB201 {dataset}: Kendall tau {m['kendall']:.3f}, Spearman rho "
+            f"{m['spearman']:.3f} over {brief['check']['cells']} cells"
+        )
+    return lines
 
 
 def describe_setup(setup: dict[str, Any]) -> str:

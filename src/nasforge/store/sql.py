@@ -29,10 +29,11 @@ from nasforge.store.records import RUN_STATES, StoredRun, StoredTrial
 from nasforge.store.urls import ACCEPTED, StoreURL
 
 #: Version 2 added trials.worker, seconds, asked_after and tell_seq (asynchronous resume);
-#: version 3 the ``finals`` table (a run's final-training results live in its store).
-SCHEMA_VERSION = 3
+#: version 3 the ``finals`` table (a run's final-training results live in its store), version 4 the
+#: ``oneshot`` table (a one-shot run's α trajectory, derived cell and weight-sharing check).
+SCHEMA_VERSION = 4
 
-_TABLES = ("meta", "runs", "trials", "finals")
+_TABLES = ("meta", "runs", "trials", "finals", "oneshot")
 #: tables every version has; the others may be added by a migration
 _BASE_TABLES = ("meta", "runs", "trials")
 
@@ -46,7 +47,20 @@ def _finals_table(d: Dialect) -> str:
 
 
 #: ``version -> statements that upgrade a store of that version to the next``
-_MIGRATIONS: dict[int, Callable[[Dialect], list[str]]] = {2: lambda d: [_finals_table(d)]}
+def _oneshot_table(d: Dialect) -> str:
+    """A one-shot run's record: its method, the α trajectory per epoch, the derived cell and
+    the weight-sharing check (one JSON object, rewritten after every epoch)."""
+    return f"""CREATE TABLE oneshot (
+            run_id {d.id_type} PRIMARY KEY REFERENCES runs(id),
+            record TEXT NOT NULL,
+            updated {d.float_type} NOT NULL
+        )"""
+
+
+_MIGRATIONS: dict[int, Callable[[Dialect], list[str]]] = {
+    2: lambda d: [_finals_table(d)],
+    3: lambda d: [_oneshot_table(d)],
+}
 
 
 def _schema(d: Dialect) -> list[str]:
@@ -81,6 +95,7 @@ def _schema(d: Dialect) -> list[str]:
             PRIMARY KEY (run_id, number)
         )""",
         _finals_table(d),
+        _oneshot_table(d),
     ]
 
 
@@ -124,6 +139,11 @@ _STATEMENTS = {
         "ON CONFLICT (run_id) DO UPDATE SET result = excluded.result, updated = excluded.updated"
     ),
     "final": "SELECT result FROM finals WHERE run_id = ?",
+    "save_oneshot": (
+        "INSERT INTO oneshot (run_id, record, updated) VALUES (?, ?, ?) "
+        "ON CONFLICT (run_id) DO UPDATE SET record = excluded.record, updated = excluded.updated"
+    ),
+    "oneshot": "SELECT record FROM oneshot WHERE run_id = ?",
     "update_version": "UPDATE meta SET value = ? WHERE key = 'schema_version'",
 }
 
@@ -293,6 +313,17 @@ class Store:
     def final(self, run: StoredRun) -> dict[str, Any] | None:
         """The run's final-training results, None if it has none in this store."""
         row = self._read("final", (run.id,), one=True)
+        return None if row is None else json.loads(row[0])
+
+    # one-shot runs ----------------------------------------------------------------------------
+
+    def save_oneshot(self, run: StoredRun, record: dict[str, Any]) -> None:
+        """Keep a one-shot run's record (a JSON object), replacing the earlier one."""
+        self._write("save_oneshot", (run.id, json.dumps(record, default=_plain), time.time()))
+
+    def oneshot(self, run: StoredRun) -> dict[str, Any] | None:
+        """The one-shot record of ``run``; None for a run that is not one-shot."""
+        row = self._read("oneshot", (run.id,), one=True)
         return None if row is None else json.loads(row[0])
 
     # internals ------------------------------------------------------------------------------

@@ -1,0 +1,327 @@
+"""Weight-sharing supernets of the NB201 and DARTS spaces, built from the op library (`nn.ops`).
+
+A supernet is the space's network with a `MixedOp` on every searchable edge. Its architecture
+parameters live with the methods, not here: the supernet only maps between the space's
+architectures and its rows of edges (``indices_of``, ``arch_of``), derives an architecture from
+mixing weights (``derive``) and runs a forward pass along a `Path`.
+
+BatchNorm: every BN of a supernet normalises with the batch's own statistics, in training and
+in evaluation (``track_running_stats=False``). One path of a supernet sees activations whose
+statistics differ from the average path's; SPOS (Guo et al. 2020) therefore recalibrates
+running statistics before scoring each path, and batch statistics give the same correction
+with no extra pass, so scoring a path is deterministic and has no side effect on the supernet.
+Evaluation batches must then hold enough images (a few hundred) for stable statistics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from nasforge.errors import ConfigError, InvalidArchError
+from nasforge.nn.ops import FactorizedReduce, ReLUConvBN, ResNetBasicBlock
+from nasforge.oneshot.mixed import MixedOp, Path
+from nasforge.spaces import darts as darts_space
+from nasforge.spaces import nb201 as nb201_space
+
+
+def use_batch_statistics(module: nn.Module) -> None:
+    """Make every BatchNorm of ``module`` normalise with batch statistics only (see above)."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.track_running_stats = False
+            m.running_mean = m.running_var = m.num_batches_tracked = None
+
+
+class Supernet(nn.Module):
+    """What every supernet offers the methods; ``ops`` are the columns of a path's weights,
+    ``num_edges`` its rows, ``node_edges`` the rows summed into each node (for PC-DARTS's edge
+    normalisation)."""
+
+    space: Any
+    ops: tuple[str, ...]
+    num_edges: int
+    node_edges: tuple[tuple[int, ...], ...]
+    #: every edge chooses among all ``ops`` (strict-fair sampling needs this)
+    uniform_edges: ClassVar[bool] = False
+
+    def indices_of(self, arch: Any) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    def arch_of(self, index: Sequence[int]) -> Any:
+        raise NotImplementedError
+
+    def derive(self, weights: torch.Tensor, edge: torch.Tensor | None = None) -> Any:
+        raise NotImplementedError
+
+    def sample_index(self, rng: np.random.Generator) -> tuple[int, ...]:
+        """A uniform single path: the space's own uniform sample (SPOS, RSWS)."""
+        return self.indices_of(self.space.sample(rng))
+
+    def path_of(self, arch: Any) -> Path:
+        return Path(index=self.indices_of(arch))
+
+
+# --- NAS-Bench-201 -------------------------------------------------------------------------------
+
+
+class NB201SearchCell(nn.Module):
+    """The NB201 cell with a mixed op on each of its six edges (node j sums edges i -> j)."""
+
+    def __init__(self, channels: int, ops: Sequence[str], partial: int):
+        super().__init__()
+        self.edges = nn.ModuleList(
+            MixedOp(ops, channels, channels, 1, partial=partial) for _ in nb201_space.EDGES
+        )
+
+    def forward(self, x: torch.Tensor, path: Path) -> torch.Tensor:
+        nodes = [x]
+        for target in range(1, nb201_space.NUM_NODES):
+            total = None
+            for e, (source, dst) in enumerate(nb201_space.EDGES):
+                if dst != target:
+                    continue
+                out = self.edges[e](nodes[source], path, e)
+                if out is not None:
+                    total = out if total is None else total + out
+            nodes.append(torch.zeros_like(x) if total is None else total)
+        return nodes[-1]
+
+
+class NB201Supernet(Supernet):
+    """NB201's network (stem, three stages of N cells joined by ResNet blocks, C/2C/4C) with
+    the searchable cell shared by all 3N cell positions, as in NB201's one-shot baselines (one
+    set of architecture weights, six edges by five ops)."""
+
+    uniform_edges = True
+
+    def __init__(
+        self,
+        C: int = 16,
+        N: int = 5,
+        in_channels: int = 3,
+        num_classes: int = 10,
+        partial: int = 1,
+    ):
+        super().__init__()
+        self.space = nb201_space.NB201Space()
+        self.ops = nb201_space.OPS
+        self.num_edges = len(nb201_space.EDGES)
+        self.node_edges = tuple(
+            tuple(e for e, (_, t) in enumerate(nb201_space.EDGES) if t == target)
+            for target in range(1, nb201_space.NUM_NODES)
+        )
+        self.net_options = {"C": C, "N": N}
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C)
+        )
+        layers: list[nn.Module] = []
+        channels = C
+        for stage in range(3):
+            if stage:
+                layers.append(ResNetBasicBlock(channels, 2 * channels, stride=2))
+                channels *= 2
+            layers.extend(NB201SearchCell(channels, self.ops, partial) for _ in range(N))
+        self.cells = nn.ModuleList(layers)
+        self.lastact = nn.Sequential(nn.BatchNorm2d(channels), nn.ReLU(inplace=False))
+        self.classifier = nn.Linear(channels, num_classes)
+        use_batch_statistics(self)
+
+    def forward(self, x: torch.Tensor, path: Path) -> torch.Tensor:
+        x = self.stem(x)
+        for layer in self.cells:
+            x = layer(x, path) if isinstance(layer, NB201SearchCell) else layer(x)
+        return self.classifier(self.lastact(x).mean((2, 3)))
+
+    def indices_of(self, arch: nb201_space.NB201Arch) -> tuple[int, ...]:
+        return self.space.check(arch).indices
+
+    def arch_of(self, index: Sequence[int]) -> nb201_space.NB201Arch:
+        return nb201_space.NB201Arch.from_indices(index)
+
+    def derive(self, weights: torch.Tensor, edge: torch.Tensor | None = None) -> Any:
+        """The argmax op of every edge, ``none`` included (how NB201 derives DARTS cells)."""
+        return self.arch_of(weights.argmax(dim=1).tolist())
+
+
+# --- DARTS ---------------------------------------------------------------------------------------
+
+_DARTS_EDGES = darts_space._EDGES  # (node k, input i), 14 per cell
+_DARTS_EDGE_INDEX = darts_space._EDGE_INDEX
+
+
+class DartsSearchCell(nn.Module):
+    """DARTS's search cell: both inputs preprocessed to C channels, node k mixes all k + 2
+    earlier states, the cell concatenates its four nodes. Pooling candidates get a BN after
+    them, as in DARTS's supernet (their output scale otherwise differs from the convs')."""
+
+    def __init__(
+        self,
+        c_prev_prev: int,
+        c_prev: int,
+        c: int,
+        reduction: bool,
+        reduction_prev: bool,
+        partial: int,
+    ):
+        super().__init__()
+        self.reduction = reduction
+        self.preprocess0: nn.Module = (
+            FactorizedReduce(c_prev_prev, c, affine=False)
+            if reduction_prev
+            else ReLUConvBN(c_prev_prev, c, 1, affine=False)
+        )
+        self.preprocess1 = ReLUConvBN(c_prev, c, 1, affine=False)
+        self.edges = nn.ModuleList()
+        for _, source in _DARTS_EDGES:
+            stride = 2 if reduction and source < 2 else 1
+            mixed = MixedOp(darts_space.OPS, c, c, stride, partial=partial)
+            for name, op in zip(darts_space.OPS, mixed.candidates, strict=True):
+                if "pool" in name:
+                    bn = nn.BatchNorm2d(c // partial, affine=False)
+                    mixed.candidates[darts_space.OPS.index(name)] = nn.Sequential(op, bn)
+            self.edges.append(mixed)
+        self.multiplier = len(darts_space.CONCAT)
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, path: Path, offset: int) -> torch.Tensor:
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        for k in range(darts_space.NUM_NODES):
+            total = None
+            for i in range(k + 2):
+                e = _DARTS_EDGE_INDEX[(k, i)]
+                out = self.edges[e](states[i], path, offset + e)
+                if out is not None:
+                    total = out if total is None else total + out
+            states.append(torch.zeros_like(states[1]) if total is None else total)
+        return torch.cat(states[2:], dim=1)
+
+
+class DartsSupernet(Supernet):
+    """DARTS's search network (Liu et al., ICLR 2019): stem to 3C, ``layers`` cells with
+    reductions at 1/3 and 2/3 of the depth, global pooling, a linear layer. Rows 0-13 of a path
+    are the normal cell's edges, 14-27 the reduction cell's; the eight DARTS ops, ``none``
+    included, are the columns."""
+
+    def __init__(
+        self,
+        C: int = 16,
+        layers: int = 8,
+        in_channels: int = 3,
+        num_classes: int = 10,
+        partial: int = 1,
+    ):
+        super().__init__()
+        if layers < 3:
+            raise ConfigError(
+                f"a DARTS supernet needs at least 3 layers (two reductions), got {layers}"
+            )
+        self.space = darts_space.DartsSpace()
+        self.ops = darts_space.OPS
+        per_cell = len(_DARTS_EDGES)
+        self.num_edges = 2 * per_cell
+        self.node_edges = tuple(
+            tuple(offset + _DARTS_EDGE_INDEX[(k, i)] for i in range(k + 2))
+            for offset in (0, per_cell)
+            for k in range(darts_space.NUM_NODES)
+        )
+        self.net_options = {"C": C, "layers": layers}
+        c_curr = 3 * C
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr)
+        )
+        c_prev_prev, c_prev, c_curr = c_curr, c_curr, C
+        reductions = {layers // 3, 2 * layers // 3}
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        for i in range(layers):
+            reduction = i in reductions
+            if reduction:
+                c_curr *= 2
+            cell = DartsSearchCell(c_prev_prev, c_prev, c_curr, reduction, reduction_prev, partial)
+            self.cells.append(cell)
+            reduction_prev = reduction
+            c_prev_prev, c_prev = c_prev, cell.multiplier * c_curr
+        self.classifier = nn.Linear(c_prev, num_classes)
+        use_batch_statistics(self)
+
+    def forward(self, x: torch.Tensor, path: Path) -> torch.Tensor:
+        s0 = s1 = self.stem(x)
+        per_cell = len(_DARTS_EDGES)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1, path, per_cell if cell.reduction else 0)
+        return self.classifier(s1.mean((2, 3)))
+
+    def indices_of(self, arch: darts_space.DartsArch) -> tuple[int, ...]:
+        index = [-1] * self.num_edges
+        for offset, cell in ((0, arch.normal), (len(_DARTS_EDGES), arch.reduce)):
+            for position, (op, source) in enumerate(cell):
+                index[offset + _DARTS_EDGE_INDEX[(position // 2, source)]] = self.ops.index(op)
+        return tuple(index)
+
+    def arch_of(self, index: Sequence[int]) -> darts_space.DartsArch:
+        cells = []
+        for offset in (0, len(_DARTS_EDGES)):
+            cell: list[tuple[str, int]] = []
+            for k in range(darts_space.NUM_NODES):
+                used = [
+                    (self.ops[int(index[offset + _DARTS_EDGE_INDEX[(k, i)]])], i)
+                    for i in range(k + 2)
+                    if int(index[offset + _DARTS_EDGE_INDEX[(k, i)]]) >= 0
+                ]
+                if len(used) != 2:
+                    raise InvalidArchError(
+                        f"DARTS node {k} must use 2 inputs, path uses {len(used)}"
+                    )
+                cell.extend(used)
+            cells.append(tuple(cell))
+        return darts_space.DartsArch(cells[0], cells[1])
+
+    def derive(self, weights: torch.Tensor, edge: torch.Tensor | None = None) -> Any:
+        """DARTS's rule: per node the two incoming edges with the strongest non-``none`` op
+        (times the edge weight with PC-DARTS's edge normalisation), each with that op."""
+        w = weights.detach().clone()
+        if edge is not None:
+            w = w * edge.detach()[:, None]
+        none = self.ops.index("none")
+        w[:, none] = -1.0
+        index = [-1] * self.num_edges
+        for offset in (0, len(_DARTS_EDGES)):
+            for k in range(darts_space.NUM_NODES):
+                rows = [offset + _DARTS_EDGE_INDEX[(k, i)] for i in range(k + 2)]
+                strength = sorted(rows, key=lambda r: -float(w[r].max()))
+                for r in strength[:2]:
+                    index[r] = int(w[r].argmax())
+        return self.arch_of(index)
+
+
+SUPERNETS: dict[str, type[Supernet]] = {"nb201": NB201Supernet, "darts": DartsSupernet}
+
+
+def make_supernet(
+    space: str,
+    *,
+    channels: int | None = None,
+    cells: int | None = None,
+    in_channels: int = 3,
+    num_classes: int = 10,
+    partial: int = 1,
+) -> Supernet:
+    """The supernet of a space by name, at the space's generic width and depth knobs
+    (``channels``: C; ``cells``: NB201 N or DARTS layers); defaults are the papers' search
+    networks (NB201 C=16 N=5, DARTS C=16 with 8 layers)."""
+    if space not in SUPERNETS:
+        raise ConfigError(
+            f"space {space!r} has no supernet; one-shot methods accept: {', '.join(SUPERNETS)} "
+            "(a user space would need edges that choose among ops)"
+        )
+    depth = {"nb201": "N", "darts": "layers"}[space]
+    options: dict[str, int] = {"in_channels": in_channels, "num_classes": num_classes}
+    if channels is not None:
+        options["C"] = channels
+    if cells is not None:
+        options[depth] = cells
+    return SUPERNETS[space](partial=partial, **options)

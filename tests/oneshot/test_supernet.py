@@ -1,0 +1,175 @@
+"""Supernets and mixed ops against a second computation: stand-alone networks of the same
+space with the same weights, explicit sums of the op library's modules, the papers' rules."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nasforge.nn.ops import make_op
+from nasforge.oneshot.command import METHOD_NAMES
+from nasforge.oneshot.methods import METHODS, FairNas, Gdas, make_method
+from nasforge.oneshot.mixed import MixedOp, Path
+from nasforge.oneshot.supernet import NB201Supernet, make_supernet, use_batch_statistics
+from nasforge.spaces import darts as darts_space
+from nasforge.spaces import nb201
+from nasforge.spaces.darts import DartsSpace
+
+torch.set_num_threads(1)
+
+
+def test_method_names_without_torch_match_the_methods():
+    assert tuple(METHODS) == METHOD_NAMES
+
+
+def test_weighted_mixed_op_is_the_weighted_sum_of_the_op_library_modules():
+    torch.manual_seed(0)
+    mixed = MixedOp(nb201.OPS, 6, 6, 1)
+    use_batch_statistics(mixed)
+    weights = torch.softmax(torch.randn(1, len(nb201.OPS)), dim=1)
+    x = torch.randn(4, 6, 8, 8)
+    expected = sum(weights[0, k] * op(x) for k, op in enumerate(mixed.candidates))
+    assert torch.allclose(mixed(x, Path(weights=weights), 0), expected, atol=1e-6)
+    # the modules are the op library's own, not look-alikes
+    for name, op in zip(nb201.OPS, mixed.candidates, strict=True):
+        assert type(op) is type(make_op(name, 6, 6, 1))
+
+
+def _copy_into_standalone(
+    supernet: NB201Supernet, arch: nb201.NB201Arch, C: int
+) -> torch.nn.Module:
+    """A stand-alone NB201 network of ``arch`` carrying the supernet's weights for that path."""
+    net = nb201.build(arch, C=C, N=1)
+    state = {}
+    for key, value in supernet.state_dict().items():
+        parts = key.split(".")
+        if parts[0] == "cells" and parts[2] == "edges":
+            e, k = int(parts[3]), int(parts[5])
+            if nb201.OPS[k] != arch.ops[e] or arch.ops[e] == "none":
+                continue
+            source, target = nb201.EDGES[e]
+            key = ".".join(["cells", parts[1], "edges", f"e{source}_{target}", *parts[6:]])
+        state[key] = value
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    # left out: BN statistics, and the cells' BN scale and shift (1 and 0 at init: the
+    # supernet's affine-free BN)
+    assert not unexpected
+    for key in missing:
+        module = net.get_submodule(key.rpartition(".")[0])
+        assert isinstance(module, torch.nn.BatchNorm2d), key
+    return net
+
+
+def test_a_single_path_computes_the_standalone_network_of_its_cell():
+    torch.manual_seed(1)
+    supernet = NB201Supernet(C=4, N=1, num_classes=10)
+    rng = np.random.default_rng(0)
+    x = torch.randn(6, 3, 8, 8)
+    for _ in range(5):
+        arch = nb201.NB201Space().sample(rng)
+        standalone = _copy_into_standalone(supernet, arch, 4).train()  # batch statistics
+        with torch.no_grad():
+            ours = supernet(x, supernet.path_of(arch))
+            theirs = standalone(x)
+        assert torch.allclose(ours, theirs, atol=1e-5), nb201.to_string(arch)
+
+
+def test_gdas_hard_sample_runs_one_op_with_value_one_and_gives_alpha_a_gradient():
+    torch.manual_seed(2)
+    supernet = NB201Supernet(C=4, N=1)
+    method = make_method("gdas", supernet, {}, epochs=5, seed=0)
+    assert isinstance(method, Gdas) and method.temperature() == 10.0
+    path = method.search_path()
+    x = torch.randn(4, 3, 8, 8)
+    hard = supernet(x, path)
+    with torch.no_grad():
+        alone = supernet(x, Path(index=path.index))
+    assert torch.allclose(hard, alone, atol=1e-6)
+    hard.sum().backward()
+    assert method.alpha.grad is not None and method.alpha.grad.abs().sum() > 0
+
+
+def test_fairnas_trains_every_op_of_every_edge_once_per_step():
+    supernet = NB201Supernet(C=4, N=1)
+    method = make_method("fairnas", supernet, {}, epochs=1, seed=0)
+    assert isinstance(method, FairNas)
+    paths = method.train_paths(np.random.default_rng(3))
+    assert len(paths) == len(nb201.OPS)
+    for e in range(supernet.num_edges):
+        assert sorted(p.index[e] for p in paths) == list(range(len(nb201.OPS)))
+
+
+def test_partial_channels_keep_the_shape_and_only_a_quarter_goes_through_the_ops():
+    torch.manual_seed(4)
+    mixed = MixedOp(nb201.OPS, 8, 8, 1, partial=4)
+    use_batch_statistics(mixed)
+    assert mixed.candidates[3][1].in_channels == 2  # nor_conv_3x3 on 8 / 4 channels
+    x = torch.randn(2, 8, 6, 6)
+    weights = torch.zeros(1, len(nb201.OPS))
+    weights[0, nb201.OPS.index("skip_connect")] = 1.0
+    out = mixed(x, Path(weights=weights, edge=torch.ones(1)), 0)
+    # skip on the first quarter plus the bypass is the input, channels shuffled in 4 groups
+    expected = x.view(2, 4, 2, 6, 6).transpose(1, 2).reshape(2, 8, 6, 6)
+    assert torch.equal(out, expected)
+
+
+def test_darts_supernet_maps_genotypes_both_ways_and_derives_two_inputs_per_node():
+    supernet = make_supernet("darts", channels=4, cells=3)
+    rng = np.random.default_rng(5)
+    space = DartsSpace()
+    for _ in range(20):
+        arch = space.sample(rng)
+        index = supernet.indices_of(arch)
+        assert sum(i >= 0 for i in index) == 16  # 8 edges in each cell
+        assert space.canonical(supernet.arch_of(index)) == space.canonical(arch)
+    weights = torch.softmax(torch.randn(supernet.num_edges, len(darts_space.OPS)), dim=1)
+    weights[:, 0] = 10.0  # 'none' strongest everywhere: DARTS's rule still never picks it
+    derived = supernet.derive(weights)
+    for cell in (derived.normal, derived.reduce):
+        assert all(op != "none" for op, _ in cell)
+    x = torch.randn(2, 3, 8, 8)
+    assert supernet(x, Path(weights=weights)).shape == (2, 10)
+    assert supernet(x, supernet.path_of(derived)).shape == (2, 10)
+
+
+def test_darts_second_order_matches_the_exact_hessian_vector_product():
+    """The finite-difference second-order term against autograd's double backward (a small
+    step in float64: DARTS's 0.01 crosses ReLU kinks, which the exact product ignores)."""
+    torch.manual_seed(6)
+    supernet = NB201Supernet(C=2, N=1).double()
+    method = make_method("darts", supernet, {"order": 2, "arch_lr": 1.0}, epochs=1, seed=0)
+    method.alpha.data = method.alpha.data.double()
+    method.arch_optimiser = torch.optim.SGD([method.alpha], lr=1.0)
+    method.fd_scale = 1e-6
+    x, y = torch.randn(8, 3, 6, 6).double(), torch.randint(0, 10, (8,))
+    xv, yv = torch.randn(8, 3, 6, 6).double(), torch.randint(0, 10, (8,))
+    xi = 0.05
+    weights = [p for p in supernet.parameters() if p.requires_grad]
+    before = method.alpha.detach().clone()
+    # exact: d/dα L_val(w - ξ ∇w L_train(w, α), α)
+    loss = F.cross_entropy(supernet(x, method.search_path()), y)
+    g = torch.autograd.grad(loss, weights, create_graph=True)
+    virtual = [w - xi * gi for w, gi in zip(weights, g, strict=True)]
+    originals = [w.detach().clone() for w in weights]
+    from torch.func import functional_call
+
+    names = [n for n, p in supernet.named_parameters() if p.requires_grad]
+    out = functional_call(
+        supernet, dict(zip(names, virtual, strict=True)), (xv, method.search_path())
+    )
+    exact = torch.autograd.grad(F.cross_entropy(out, yv), method.alpha)[0]
+    method.arch_step((x, y), (xv, yv), xi)
+    ours = before - method.alpha.detach()  # one SGD step of lr 1: the gradient itself
+    for w, o in zip(weights, originals, strict=True):
+        assert torch.equal(w.detach(), o)  # the weights are restored exactly
+    assert torch.allclose(ours, exact, rtol=1e-3, atol=1e-7)
+
+
+def test_unknown_method_and_option_name_what_is_accepted():
+    supernet = NB201Supernet(C=2, N=1)
+    with pytest.raises(Exception, match="accepted: beta-darts, darts, darts-, drnas"):
+        make_method("dartz", supernet, {}, 1, 0)
+    with pytest.raises(Exception, match=r"no option tau; accepted: .*tau_max"):
+        make_method("gdas", supernet, {"tau": 1}, 1, 0)
