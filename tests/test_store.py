@@ -312,7 +312,8 @@ def _as_version_2(url: str) -> None:
     else:
         with sqlite3.connect(url) as db:
             db.executescript(
-                "DROP TABLE finals; DROP TABLE oneshot; UPDATE meta SET value = '2' WHERE key = 'schema_version';"
+                "DROP TABLE finals; DROP TABLE oneshot; "
+                "UPDATE meta SET value = '2' WHERE key = 'schema_version';"
             )
         db.close()
 
@@ -378,7 +379,9 @@ def test_a_database_holding_other_tables_is_not_taken_over(store_url):
             db.execute("DROP TABLE trials; DROP TABLE finals; DROP TABLE oneshot; DROP TABLE meta")
     else:
         with sqlite3.connect(store_url) as db:
-            db.executescript("DROP TABLE trials; DROP TABLE finals; DROP TABLE oneshot; DROP TABLE meta;")
+            db.executescript(
+                "DROP TABLE trials; DROP TABLE finals; DROP TABLE oneshot; DROP TABLE meta;"
+            )
     with pytest.raises(ConfigError, match="not a nasforge store: it has tables runs"):
         Store(store_url)
     with pytest.raises(ConfigError, match="not a nasforge store"):

@@ -52,13 +52,7 @@ class OneShotMethod:
     }
 
     def __init__(self, supernet: Supernet, options: dict[str, Any], epochs: int, seed: int):
-        accepted = {**self.base_defaults, **self.defaults}
-        unknown = sorted(set(options) - set(accepted))
-        if unknown:
-            raise ConfigError(
-                f"method {self.name!r} has no option {', '.join(unknown)}; accepted: "
-                + ", ".join(f"{k} (default {v})" for k, v in accepted.items())
-            )
+        accepted = check_options(type(self), options)
         self.options = {k: _coerce(k, options.get(k, v), v) for k, v in accepted.items()}
         if self.options["derive"] not in ("argmax", "perturbation"):
             raise ConfigError(
@@ -541,6 +535,19 @@ def make_method(
 ) -> OneShotMethod:
     """The method ``name`` on ``supernet`` with the paper's defaults overridden by ``options``."""
     return method_class(name)(supernet, dict(options or {}), epochs, seed)
+
+
+def check_options(cls: type[OneShotMethod], options: dict[str, Any]) -> dict[str, Any]:
+    """The method's accepted options with their defaults; an unknown key is a one-line error
+    that lists them."""
+    accepted = {**cls.base_defaults, **cls.defaults}
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"method {cls.name!r} has no option {', '.join(unknown)}; accepted: "
+            + ", ".join(f"{k} (default {v})" for k, v in accepted.items())
+        )
+    return accepted
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:

@@ -29,7 +29,7 @@ from nasforge.core import Candidate, Result
 from nasforge.data.datasets import load_dataset, resized, split_train_val
 from nasforge.errors import ConfigError
 from nasforge.oneshot.estimator import SupernetEstimator, path_accuracy
-from nasforge.oneshot.methods import OneShotMethod, make_method, method_class
+from nasforge.oneshot.methods import OneShotMethod, check_options, make_method, method_class
 from nasforge.oneshot.mixed import Path as SupernetPath
 from nasforge.oneshot.supernet import SUPERNETS, Supernet, make_supernet
 from nasforge.oneshot.train import OneShotRecipe, SupernetTrainer
@@ -88,13 +88,7 @@ def oneshot_config(
             f"fairnas needs a space whose every edge chooses among the same ops (nb201); "
             f"{space!r} also chooses each node's inputs"
         )
-    accepted = {**cls.base_defaults, **cls.defaults}
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise ConfigError(
-            f"method {method!r} has no option {', '.join(unknown)}; accepted: "
-            + ", ".join(f"{k} (default {v})" for k, v in accepted.items())
-        )
+    accepted = check_options(cls, options)
     budget = int(float(options.get("search_budget", accepted.get("search_budget", 1))))
     cfg = RunConfig.create(
         search={

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from nasforge.errors import ConfigError, InvalidArchError
-from nasforge.nn.ops import FactorizedReduce, ReLUConvBN, ResNetBasicBlock
+from nasforge.nn.ops import FactorizedReduce, ReLUConvBN
 from nasforge.oneshot.mixed import MixedOp, Path
 from nasforge.spaces import darts as darts_space
 from nasforge.spaces import nb201 as nb201_space
@@ -116,16 +116,9 @@ class NB201Supernet(Supernet):
             for target in range(1, nb201_space.NUM_NODES)
         )
         self.net_options = {"C": C, "N": N}
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C)
+        self.stem, layers, channels = nb201_space.stages(
+            C, N, in_channels, lambda c: NB201SearchCell(c, self.ops, partial)
         )
-        layers: list[nn.Module] = []
-        channels = C
-        for stage in range(3):
-            if stage:
-                layers.append(ResNetBasicBlock(channels, 2 * channels, stride=2))
-                channels *= 2
-            layers.extend(NB201SearchCell(channels, self.ops, partial) for _ in range(N))
         self.cells = nn.ModuleList(layers)
         self.lastact = nn.Sequential(nn.BatchNorm2d(channels), nn.ReLU(inplace=False))
         self.classifier = nn.Linear(channels, num_classes)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -185,6 +185,23 @@ class NB201Cell(nn.Module):
         return nodes[-1]
 
 
+def stages(
+    C: int, N: int, in_channels: int, make_cell: Callable[[int], nn.Module]
+) -> tuple[nn.Module, list[nn.Module], int]:
+    """NB201's macro skeleton: the stem, then three stages of N cells (C, 2C, 4C channels;
+    ``make_cell(channels)``) joined by ResNet reductions; returns (stem, layers, last width).
+    The stand-alone network and the supernet share it, so their skeletons cannot drift."""
+    stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C))
+    layers: list[nn.Module] = []
+    channels = C
+    for stage in range(3):
+        if stage:
+            layers.append(ResNetBasicBlock(channels, 2 * channels, stride=2))
+            channels *= 2
+        layers.extend(make_cell(channels) for _ in range(N))
+    return stem, layers, channels
+
+
 class NB201Network(nn.Module):
     """Stem, three stages of N cells (C, 2C, 4C) joined by ResNet reductions, BN-ReLU, pool, FC.
 
@@ -193,16 +210,7 @@ class NB201Network(nn.Module):
 
     def __init__(self, arch: NB201Arch, C: int, N: int, in_channels: int, num_classes: int):
         super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, C, 3, padding=1, bias=False), nn.BatchNorm2d(C)
-        )
-        layers: list[nn.Module] = []
-        channels = C
-        for stage in range(3):
-            if stage:
-                layers.append(ResNetBasicBlock(channels, 2 * channels, stride=2))
-                channels *= 2
-            layers.extend(NB201Cell(arch, channels) for _ in range(N))
+        self.stem, layers, channels = stages(C, N, in_channels, lambda c: NB201Cell(arch, c))
         self.cells = nn.Sequential(*layers)
         self.lastact = nn.Sequential(nn.BatchNorm2d(channels), nn.ReLU(inplace=False))
         self.pool = nn.AdaptiveAvgPool2d(1)
