@@ -849,6 +849,10 @@ def add_rank_parser(sub: Any) -> None:
         help="ground-truth datasets, 200-epoch test accuracy (default: --dataset); nb201: "
         "cifar10,cifar100,ImageNet16-120",
     )
+    rank.add_argument(
+        "--supernet", default=None, metavar="RUN", help="a one-shot run's trained supernet"
+    )
+    rank.add_argument("--store", default=None, help="the store of --supernet RUN")
     rank.add_argument("--seed", type=int, default=0, help="sample, scorers, bootstrap")
     rank.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     rank.add_argument("--json", default=None, metavar="FILE", help="write results JSON here")
@@ -890,6 +894,8 @@ def cmd_rank(args: argparse.Namespace) -> None:
         data_dir=args.data_dir,
         threads=args.threads,
         device=args.device,
+        supernet=args.supernet,
+        store=args.store,
     )
     out = Path(args.out) if args.out else None
     results = rank(request, out=out, progress=stderr_progress)

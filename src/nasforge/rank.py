@@ -87,6 +87,9 @@ class RankRequest:
     threads: int | None = None
     #: where zero-cost proxies run (a torch device string); training runs on the CPU
     device: str = "cpu"
+    #: a one-shot run whose trained supernet scores the sample (with ``store``)
+    supernet: str | None = None
+    store: str | None = None
 
 
 # checks -----------------------------------------------------------------------------------------
@@ -96,11 +99,13 @@ def check_request(req: RankRequest) -> tuple[str, ...]:
     """The cheap checks, before any data is read; returns the truth datasets."""
     if req.sample < 3:
         raise ConfigError(f"--sample must be at least 3 for a rank correlation, got {req.sample}")
-    if not (req.proxies or req.predictors or req.estimators):
+    if not (req.proxies or req.predictors or req.estimators or req.supernet):
         raise ConfigError(
-            "nothing to rank: give --proxy NAME, --predictor NAME --train-size K, or "
-            "--estimator train|benchmark"
+            "nothing to rank: give --proxy NAME, --predictor NAME --train-size K, "
+            "--estimator train|benchmark, or --supernet RUN --store FILE"
         )
+    if (req.supernet is None) != (req.store is None):
+        raise ConfigError("--supernet RUN and --store FILE go together (a one-shot run's store)")
     if req.predictors and req.train_size is None:
         raise ConfigError("--predictor needs --train-size K (architectures it is fitted on)")
     if req.train_size is not None and not req.predictors:
@@ -342,6 +347,11 @@ def make_scorers(req: RankRequest, space: Any, bench: Any, train_archs: list) ->
                 space, data, proxies=(name,), seed=req.seed, device=req.device
             )
             scorers.append(ProxyScorer(proxy, name))
+    if req.supernet:
+        from nasforge.oneshot.run import load_supernet
+
+        estimator = load_supernet(req.store, req.supernet, req.data_dir)  # type: ignore[arg-type]
+        scorers.append(TrainScorer(estimator, name=f"supernet:{req.supernet}"))
     if req.predictors:
         predictors = _predictors()
         train_y = np.array([bench.lookup(a).val_acc_12ep for a in train_archs], dtype=float)

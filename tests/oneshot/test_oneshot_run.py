@@ -86,6 +86,14 @@ def test_cli_run_is_shown_checked_against_the_table_and_retrained(tmp_path):
     truth = [nb201_truths_of(a)["cifar10"] for a in check["archs"]]
     tau = stats.kendalltau(check["scores"], truth).statistic
     assert check["metrics"]["cifar10"]["kendall"] == pytest.approx(tau, abs=1e-3)
+    # nasforge rank measures the same supernet on the same seeded sample: the same tau
+    ranked = nasforge("rank", "--sample", "12", "--supernet", "d", "--store", store,
+                      "--bootstrap", "0", "--json", str(tmp_path / "rank.json"))  # fmt: skip
+    assert ranked.returncode == 0, ranked.stderr
+    ranking = json.loads((tmp_path / "rank.json").read_text())
+    assert ranking["sample"] == check["archs"]
+    assert ranking["scores"]["supernet:d"]["scores"] == pytest.approx(check["scores"], abs=1e-3)
+    assert ranking["metrics"][0]["kendall"] == pytest.approx(tau, abs=1e-3)
     shown = nasforge("show", "d", "--store", store)
     assert shown.returncode == 0 and "one-shot darts: 2/2 supernet epochs" in shown.stdout
     assert "Kendall tau" in shown.stdout

@@ -392,6 +392,31 @@ class OneShotDriver:
         }
 
 
+def load_supernet(store_url: str, name: str, data_dir: str | None = None) -> SupernetEstimator:
+    """The trained supernet of a stored one-shot run (its last checkpoint) as an estimator, on
+    that run's own validation images: what `nasforge rank --supernet RUN` measures."""
+    from nasforge.config import stored_config
+    from nasforge.outputs import run_folder
+    from nasforge.report.show import open_existing
+
+    with open_existing(store_url) as store:
+        stored = store.get_run(name)
+        if "oneshot" not in stored.config:
+            raise ConfigError(f"run {name!r} in {store.location} is not a one-shot run")
+        cfg = stored_config(stored.config)
+        run = OneShotRun(cfg, OneShotRecipe(**stored.config["oneshot"]), data_dir)  # type: ignore[arg-type]
+        driver = OneShotDriver(run, store, name, run_folder(store, name))
+        if not driver.checkpoint.exists():
+            raise ConfigError(f"run {name!r} has no supernet checkpoint at {driver.checkpoint}")
+        state = torch.load(driver.checkpoint, map_location="cpu", weights_only=False)
+        if state.get("key") != driver.key:
+            raise ConfigError(f"checkpoint {driver.checkpoint} belongs to another configuration")
+        driver.build()
+        driver.trainer.load_state_dict(state["trainer"])
+    driver.supernet.eval()
+    return driver.estimator
+
+
 def perturbation_derive(method: OneShotMethod, x: torch.Tensor, y: torch.Tensor, batch: int) -> Any:
     """Perturbation-based selection (Wang et al., "Rethinking Architecture Selection in
     Differentiable NAS", ICLR 2021): edge by edge (a seeded random order), the op whose removal
