@@ -173,3 +173,29 @@ def test_unknown_method_and_option_name_what_is_accepted():
         make_method("dartz", supernet, {}, 1, 0)
     with pytest.raises(Exception, match=r"no option tau; accepted: .*tau_max"):
         make_method("gdas", supernet, {"tau": 1}, 1, 0)
+
+
+def test_pdarts_prunes_ops_by_stage_caps_skips_and_runs_shallower_early():
+    torch.manual_seed(7)
+    supernet = NB201Supernet(C=4, N=2)
+    method = make_method("p-darts", supernet, {}, epochs=3, seed=0)
+    assert method.keep == (5, 4, 2)
+    with torch.no_grad():
+        method.alpha[:, nb201.OPS.index("skip_connect")] = 5.0  # skip strongest on every edge
+    x = torch.randn(4, 3, 8, 8)
+    path = method.search_path()
+    assert path.depth == 1 and path.skip_dropout == 0.0
+    with torch.no_grad():  # the second cell of each stage does not run at stage 1
+        before = supernet(x, path)
+        second = [c for c in supernet.cells if type(c).__name__ == "NB201SearchCell"][1::2]
+        for cell in second:
+            for p in cell.parameters():
+                p.add_(1.0)
+        assert torch.equal(supernet(x, path), before)
+    for epoch in range(3):
+        method.begin_epoch(epoch)
+    kept = (method.mixing_weights() > 0).sum(dim=1)
+    assert kept.tolist() == [2] * 6 and method.search_path().depth == 2
+    arch = method.derive()
+    assert sum(op == "skip_connect" for op in arch.ops) <= 2  # the cap, although skip leads
+    assert all(op != "none" for op in arch.ops)

@@ -12,7 +12,7 @@ from typing import Any
 
 #: `oneshot.methods.METHODS`' names (a test keeps the two equal), listed without importing torch
 METHOD_NAMES = (
-    "darts", "gdas", "snas", "pc-darts", "beta-darts", "drnas", "darts-",
+    "darts", "gdas", "snas", "pc-darts", "p-darts", "beta-darts", "drnas", "darts-",
     "spos", "fairnas", "rsws", "enas",
 )  # fmt: skip
 

@@ -19,6 +19,7 @@ learning rate 0.025 cosine to 0.001, momentum 0.9, weight decay 3e-4, gradient c
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -318,6 +319,79 @@ class PcDarts(OneShotMethod):
         return Path(index=index, edge=self.edge_weights().detach())
 
 
+class PDarts(OneShotMethod):
+    """P-DARTS (Chen et al., "Progressive Differentiable Architecture Search: Bridging the
+    Depth Gap between Search and Evaluation", ICCV 2019): the search runs in three stages of
+    growing depth while the op space shrinks (each edge keeps its ``keep`` strongest ops by α
+    at the end of a stage: DARTS space 8, 5, 3; NB201's 5 ops 5, 4, 2), dropout on the skip op
+    rises (0, 0.3, 0.6) and the derived cell keeps at most ``skip_cap`` (2) skip connections
+    (the weakest extra ones give way to their edge's next op). Departures: the stages run on
+    one supernet at full depth whose first ``depth`` cells per stage are active (a third, two
+    thirds, all), so weights and α carry over between stages instead of being rebuilt."""
+
+    name = "p-darts"
+    defaults: ClassVar[dict[str, Any]] = {"skip_cap": 2, "dropout_max": 0.6}
+
+    def __init__(self, supernet: Supernet, options: dict[str, Any], epochs: int, seed: int):
+        super().__init__(supernet, options, epochs, seed)
+        k = len(supernet.ops)
+        self.keep = (k, math.ceil(k * 5 / 8), math.ceil(k * 3 / 8))
+        self.mask = torch.zeros(supernet.num_edges, k)  # 0 kept, -inf pruned
+        self.stage = 0
+
+    def stage_of(self, epoch: int) -> int:
+        return min(2, 3 * epoch // max(1, self.epochs))
+
+    def begin_epoch(self, epoch: int) -> None:
+        super().begin_epoch(epoch)
+        stage = self.stage_of(epoch)
+        while self.stage < stage:  # prune at each stage boundary (also when resuming)
+            self.stage += 1
+            self._prune(self.keep[self.stage])
+
+    def _prune(self, keep: int) -> None:
+        with torch.no_grad():
+            logits = (self.alpha + self.mask.to(self.alpha)).detach()
+            logits[:, self.net.ops.index("none")] = -math.inf  # none is never kept
+            top = logits.topk(keep, dim=1).indices
+            mask = torch.full_like(self.mask, -math.inf)
+            mask.scatter_(1, top.cpu(), 0.0)
+            self.mask = mask
+
+    def mixing_weights(self) -> torch.Tensor:
+        assert self.alpha is not None
+        return F.softmax(self.alpha + self.mask.to(self.alpha), dim=-1)
+
+    def search_path(self) -> Path:
+        depth = self.net.net_options.get("N") or max(1, (self.net.net_options["layers"] - 2) // 3)
+        active = math.ceil(depth * (self.stage + 1) / 3)
+        dropout = self.options["dropout_max"] * self.stage / 2
+        return Path(weights=self.mixing_weights(), skip_dropout=dropout, depth=active)
+
+    def derive(self) -> Any:
+        weights = self.mixing_weights().detach().clone()
+        skip = self.net.ops.index("skip_connect")
+        for _ in range(self.net.num_edges):
+            arch = self.net.derive(weights)
+            index = self.net.indices_of(arch)
+            normal = range(
+                self.net.num_edges if self.net.uniform_edges else self.net.num_edges // 2
+            )
+            skips = [e for e in normal if index[e] == skip]
+            if len(skips) <= int(self.options["skip_cap"]):
+                return arch
+            weakest = min(skips, key=lambda e: float(weights[e, skip]))
+            weights[weakest, skip] = 0.0
+        return arch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "mask": self.mask.clone(), "stage": self.stage}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.mask, self.stage = state["mask"], state["stage"]
+
+
 class BetaDarts(OneShotMethod):
     """β-DARTS (Ye et al., "β-DARTS: Beta-Decay Regularization for Differentiable Architecture
     Search", CVPR 2022): DARTS plus λ·mean over edges of logsumexp(α), the Beta-Decay
@@ -519,7 +593,20 @@ class Enas(OneShotMethod):
 
 METHODS: dict[str, type[OneShotMethod]] = {
     cls.name: cls
-    for cls in (Darts, Gdas, Snas, PcDarts, BetaDarts, DrNas, DartsMinus, Spos, FairNas, Rsws, Enas)
+    for cls in (
+        Darts,
+        Gdas,
+        Snas,
+        PcDarts,
+        PDarts,
+        BetaDarts,
+        DrNas,
+        DartsMinus,
+        Spos,
+        FairNas,
+        Rsws,
+        Enas,
+    )
 }
 
 

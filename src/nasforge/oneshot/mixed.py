@@ -15,7 +15,9 @@ modes the methods need:
 - *partially connected* (PC-DARTS, Xu et al. ICLR 2020): only ``1/partial`` of the channels go
   through the weighted ops, the rest bypass them, then the channels are shuffled; the edge's
   output is scaled by its edge-normalisation weight ``edge[e]``;
-- an auxiliary skip ``aux_skip * x`` beside every edge (DARTS-, Chu et al. ICLR 2021).
+- an auxiliary skip ``aux_skip * x`` beside every edge (DARTS-, Chu et al. ICLR 2021);
+- dropout on the skip op's output and a shallower network (``depth``: the first cells of each
+  stage run, the others pass their input on), P-DARTS's progressive search.
 """
 
 from __future__ import annotations
@@ -37,13 +39,16 @@ class Path:
     ``weights``: [E, K] mixing weights or None; ``index``: chosen op per edge (a sequence of
     ints, -1 for an edge that is off, as DARTS-space edges a genotype does not use) or None;
     ``edge``: [E] edge-normalisation weights (PC-DARTS) or None; ``aux_skip``: DARTS-'s
-    auxiliary skip coefficient (0: none).
+    auxiliary skip coefficient (0: none); ``skip_dropout``: dropout rate on ``skip_connect``
+    (P-DARTS); ``depth``: cells per stage that run (None: all).
     """
 
     weights: torch.Tensor | None = None
     index: Sequence[int] | None = None
     edge: torch.Tensor | None = None
     aux_skip: float = 0.0
+    skip_dropout: float = 0.0
+    depth: int | None = None
 
     def __post_init__(self) -> None:
         if self.weights is None and self.index is None:
@@ -116,9 +121,12 @@ class MixedOp(nn.Module):
         part = x if self.partial == 1 else x[:, : x.shape[1] // self.partial]
         total = None
         for k, op in enumerate(self.candidates):
-            if not self._computes[k] or (not weights.requires_grad and float(weights[k]) == 0):
-                continue  # adds nothing (a none op, or an op removed from the mixture)
-            term = weights[k] * op(part)
+            if not self._computes[k] or float(weights[k]) == 0:
+                continue  # adds nothing, nor any gradient (a none op, a pruned or removed op)
+            out = op(part)
+            if path.skip_dropout and self.names[k] == "skip_connect":
+                out = F.dropout(out, path.skip_dropout, self.training)
+            term = weights[k] * out
             total = term if total is None else total + term
         if self.partial > 1:
             rest = x[:, x.shape[1] // self.partial :]

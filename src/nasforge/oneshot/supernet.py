@@ -126,8 +126,14 @@ class NB201Supernet(Supernet):
 
     def forward(self, x: torch.Tensor, path: Path) -> torch.Tensor:
         x = self.stem(x)
+        position = 0  # of the cell within its stage
         for layer in self.cells:
-            x = layer(x, path) if isinstance(layer, NB201SearchCell) else layer(x)
+            if not isinstance(layer, NB201SearchCell):
+                x, position = layer(x), 0
+                continue
+            if path.depth is None or position < path.depth:  # a cell left out passes x on
+                x = layer(x, path)
+            position += 1
         return self.classifier(self.lastact(x).mean((2, 3)))
 
     def indices_of(self, arch: nb201_space.NB201Arch) -> tuple[int, ...]:
@@ -244,8 +250,16 @@ class DartsSupernet(Supernet):
     def forward(self, x: torch.Tensor, path: Path) -> torch.Tensor:
         s0 = s1 = self.stem(x)
         per_cell = len(_DARTS_EDGES)
+        position = 0  # of the normal cell within its stage
         for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1, path, per_cell if cell.reduction else 0)
+            if cell.reduction:
+                s0, s1, position = s1, cell(s0, s1, path, per_cell), 0
+                continue
+            if path.depth is None or position < path.depth:
+                s0, s1 = s1, cell(s0, s1, path, 0)
+            else:  # a normal cell left out passes its input on, as both of the next inputs
+                s0 = s1
+            position += 1
         return self.classifier(s1.mean((2, 3)))
 
     def indices_of(self, arch: darts_space.DartsArch) -> tuple[int, ...]:
