@@ -121,7 +121,7 @@ class MixedOp(nn.Module):
         part = x if self.partial == 1 else x[:, : x.shape[1] // self.partial]
         total = None
         for k, op in enumerate(self.candidates):
-            if not self._computes[k] or float(weights[k]) == 0:
+            if not self._computes[k] or float(weights[k].detach()) == 0:
                 continue  # adds nothing, nor any gradient (a none op, a pruned or removed op)
             out = op(part)
             if path.skip_dropout and self.names[k] == "skip_connect":
