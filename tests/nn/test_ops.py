@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nasforge.errors import UnknownNameError
-from nasforge.nn.ops import ResNetBasicBlock, Zero, make_op, op_names, register_op
+from nasforge.nn.ops import AvgPool3x3, ResNetBasicBlock, Zero, make_op, op_names, register_op
 
 
 @pytest.mark.parametrize("name", op_names())
@@ -55,3 +55,16 @@ def test_resnet_block_reduces(size: int) -> None:
     block = ResNetBasicBlock(4, 8, stride=2)
     assert block(torch.randn(2, 4, size, size)).shape == (2, 8, -(-size // 2), -(-size // 2))
     assert ResNetBasicBlock(4, 4)(torch.randn(1, 4, 5, 5)).shape == (1, 4, 5, 5)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("shape", [(2, 5, 7, 7), (3, 4, 8, 8), (1, 3, 5, 6)])
+def test_avg_pool_3x3_equals_torchs_average_pooling_without_padding_counted(stride, shape):
+    torch.manual_seed(0)
+    x = torch.randn(shape, requires_grad=True)
+    ours = AvgPool3x3(stride)(x)
+    theirs = torch.nn.AvgPool2d(3, stride, padding=1, count_include_pad=False)(x)
+    assert torch.allclose(ours, theirs, atol=1e-6)
+    (g_ours,) = torch.autograd.grad(ours.square().sum(), x)
+    (g_theirs,) = torch.autograd.grad(theirs.square().sum(), x)
+    assert torch.allclose(g_ours, g_theirs, atol=1e-5)

@@ -123,6 +123,26 @@ class FactorizedReduce(nn.Module):
         return self.bn(torch.cat([self.conv_a(x), self.conv_b(shifted)], dim=1))
 
 
+class AvgPool3x3(nn.Module):
+    """3x3 average pooling with padding 1 where border pixels average their real neighbours
+    only (``count_include_pad=False``), computed as a depthwise convolution with a kernel of
+    ones divided by each pixel's neighbour count: the same numbers as ``nn.AvgPool2d`` (exactly
+    on the tests' inputs), about 2.8 times faster forward and backward on a CPU, where
+    PyTorch's average-pooling kernels are slow (benchmarks/oneshot_step_time.py profiles it)."""
+
+    def __init__(self, stride: int = 1):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c, h, w = x.shape[1], x.shape[-2], x.shape[-1]
+        kernel = x.new_ones(c, 1, 3, 3)
+        total = F.conv2d(x, kernel, stride=self.stride, padding=1, groups=c)
+        ones = x.new_ones(1, 1, h, w)
+        count = F.conv2d(ones, ones.new_ones(1, 1, 3, 3), stride=self.stride, padding=1)
+        return total / count
+
+
 class Pool(nn.Module):
     """3x3 average or max pooling; a 1x1 ReLU-Conv-BN first when the channel count changes."""
 
@@ -130,8 +150,8 @@ class Pool(nn.Module):
         super().__init__()
         self.pre = None if c_in == c_out else ReLUConvBN(c_in, c_out, 1, affine=affine)
         if kind == "avg":
-            # count_include_pad=False: border pixels are averaged over real neighbours only.
-            self.pool: nn.Module = nn.AvgPool2d(3, stride, padding=1, count_include_pad=False)
+            # border pixels are averaged over real neighbours only
+            self.pool: nn.Module = AvgPool3x3(stride)
         elif kind == "max":
             self.pool = nn.MaxPool2d(3, stride, padding=1)
         else:
