@@ -199,3 +199,18 @@ def test_pdarts_prunes_ops_by_stage_caps_skips_and_runs_shallower_early():
     arch = method.derive()
     assert sum(op == "skip_connect" for op in arch.ops) <= 2  # the cap, although skip leads
     assert all(op != "none" for op in arch.ops)
+
+
+def test_an_arch_step_through_a_path_that_skips_alpha_is_a_zero_gradient():
+    """GDAS may draw ``none`` on every edge into the output: α is then not in the graph."""
+    torch.manual_seed(8)
+    supernet = NB201Supernet(C=2, N=1)
+    method = make_method("gdas", supernet, {}, epochs=1, seed=0)
+    none = nb201.OPS.index("none")
+    with torch.no_grad():
+        method.alpha[:, none] = 1e4  # every sample is none
+    before = method.alpha.detach().clone()
+    batch = (torch.randn(4, 3, 8, 8), torch.randint(0, 10, (4,)))
+    method.arch_step(batch, batch, 0.025)
+    # Adam with a zero gradient moves α only by its weight decay
+    assert torch.allclose(method.alpha.detach(), before, rtol=1e-3)

@@ -118,8 +118,15 @@ class OneShotMethod:
         if not self.arch_active():
             return
         params = self.arch_parameters()
-        grads = torch.autograd.grad(self.arch_loss(val), params)
-        self._apply(params, grads)
+        # a sampled path can leave α out of the graph (GDAS drawing none on every edge into a
+        # node): its gradient is then zero
+        grads = torch.autograd.grad(self.arch_loss(val), params, allow_unused=True)
+        self._apply(
+            params,
+            tuple(
+                torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=True)
+            ),
+        )
 
     def _apply(self, params: list[torch.nn.Parameter], grads: tuple[torch.Tensor, ...]) -> None:
         assert self.arch_optimiser is not None
