@@ -217,3 +217,12 @@ def test_an_arch_step_through_a_path_that_skips_alpha_is_a_zero_gradient():
     copy.grad = torch.zeros_like(copy)
     adam.step()
     assert torch.equal(method.alpha.detach(), copy.detach())
+
+
+def test_a_darts_path_with_none_on_every_input_of_a_node_keeps_the_reduced_size():
+    supernet = make_supernet("darts", channels=4, cells=3)
+    none = darts_space.OPS.index("none")
+    index = [none] * supernet.num_edges  # every edge on, every op none (a GDAS-like sample)
+    with torch.no_grad():
+        out = supernet(torch.randn(2, 3, 8, 8), Path(index=index))
+    assert out.shape == (2, 10)

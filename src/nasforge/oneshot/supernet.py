@@ -195,8 +195,16 @@ class DartsSearchCell(nn.Module):
                 out = self.edges[e](states[i], path, offset + e)
                 if out is not None:
                     total = out if total is None else total + out
-            states.append(torch.zeros_like(states[1]) if total is None else total)
+            states.append(self._zeros(states[1]) if total is None else total)
         return torch.cat(states[2:], dim=1)
+
+    def _zeros(self, x: torch.Tensor) -> torch.Tensor:
+        """A node whose every input is off (a sampled path's ``none`` ops): zeros of the node's
+        size, halved in a reduction cell."""
+        if not self.reduction:
+            return torch.zeros_like(x)
+        n, c, h, w = x.shape
+        return x.new_zeros(n, c, -(-h // 2), -(-w // 2))
 
 
 class DartsSupernet(Supernet):
