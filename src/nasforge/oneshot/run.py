@@ -192,6 +192,12 @@ class OneShotDriver:
 
     def execute(self, resuming: bool) -> dict[str, Any]:
         state = self.check_checkpoint(resuming)
+        if not resuming and self.store.find_run(self.name) is not None:
+            raise ConfigError(
+                f"run {self.name!r} already exists in {self.store.location}; choose another "
+                "--name or resume it"
+            )
+        self.build()  # data and network first: a bad dataset or size writes nothing
         if resuming:
             stored = self.store.get_run(self.name)
             self.store.claim_run(stored)
@@ -199,7 +205,6 @@ class OneShotDriver:
             stored = self.store.create_run(self.name, self.run.stored())
         self.stored = stored
         try:
-            self.build()
             record = self.store.oneshot(stored) or {}
             history: list[dict[str, Any]] = list(record.get("history", []))
             start = 0
