@@ -136,7 +136,9 @@ class OneShotMethod:
         self.arch_optimiser.zero_grad(set_to_none=True)
 
     def eval_path(self) -> Path:
-        """The path whose validation accuracy the epoch log reports: the derived cell alone."""
+        """The path whose validation accuracy the epoch log reports: the derived cell alone
+        (sampling methods, which derive nothing until their search: one fixed seeded path, so
+        the epochs stay comparable)."""
         arch = self.derive()
         return (
             self.net.path_of(arch)

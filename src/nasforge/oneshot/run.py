@@ -206,7 +206,7 @@ class OneShotDriver:
         self.stored = stored
         try:
             record = self.store.oneshot(stored) or {}
-            history: list[dict[str, Any]] = list(record.get("history", []))
+            history: list[dict[str, Any]] = []  # without a checkpoint, training starts over
             start = 0
             if state is not None:
                 self.trainer.load_state_dict(state["trainer"])
