@@ -75,6 +75,10 @@ class OneShotMethod:
                 weight_decay=self.options["arch_weight_decay"],
             )
 
+    @classmethod
+    def check_space(cls, space: str, supernet: type[Supernet]) -> None:
+        """Refuse a space the method cannot search (before anything is built or stored)."""
+
     # -- the clock -----------------------------------------------------------------------------
 
     def begin_epoch(self, epoch: int) -> None:
@@ -502,12 +506,16 @@ class FairNas(Spos):
     name = "fairnas"
     defaults: ClassVar[dict[str, Any]] = {"search": "evolution", "search_budget": 100}
 
-    def __init__(self, supernet: Supernet, options: dict[str, Any], epochs: int, seed: int):
+    @classmethod
+    def check_space(cls, space: str, supernet: type[Supernet]) -> None:
         if not supernet.uniform_edges:
             raise ConfigError(
                 f"fairnas needs a space whose every edge chooses among the same ops (nb201); "
-                f"{supernet.space.name!r} also chooses each node's inputs"
+                f"{space!r} also chooses each node's inputs"
             )
+
+    def __init__(self, supernet: Supernet, options: dict[str, Any], epochs: int, seed: int):
+        self.check_space(supernet.space.name, type(supernet))
         super().__init__(supernet, options, epochs, seed)
 
     def train_paths(self, rng: np.random.Generator) -> list[Path]:

@@ -83,11 +83,7 @@ def oneshot_config(
             f"space {space!r} has no supernet; one-shot methods accept: {', '.join(SUPERNETS)} "
             "(a user space declares no edges of ops to share weights over)"
         )
-    if method == "fairnas" and not SUPERNETS[space].uniform_edges:
-        raise ConfigError(
-            f"fairnas needs a space whose every edge chooses among the same ops (nb201); "
-            f"{space!r} also chooses each node's inputs"
-        )
+    cls.check_space(space, SUPERNETS[space])
     accepted = check_options(cls, options)
     budget = int(float(options.get("search_budget", accepted.get("search_budget", 1))))
     cfg = RunConfig.create(
@@ -335,19 +331,25 @@ class OneShotDriver:
             str(options["search"]), space, self.run.cfg.search.seed, {}, self.estimator
         )
         archs: list[Any] = []
-        done = {t.number: t for t in self.store.trials(self.stored) if t.state == "complete"}
+        done = self._finished_trials()
         for number in range(int(options["search_budget"])):
             candidate = strategy.ask()
-            text = space.to_string(candidate.arch)
-            old = done.get(number)
-            if old is not None and old.arch == text and old.result is not None:
-                result = old.result  # a resumed search replays its finished trials
-            else:
-                result = self._trial(number, candidate.arch)
+            result = self._scored(number, candidate.arch, done)
             strategy.tell(candidate, result.for_strategy())
             archs.append(candidate.arch)
-        self._searched = True
         return archs
+
+    def _finished_trials(self) -> dict[int, Any]:
+        return {t.number: t for t in self.store.trials(self.stored) if t.state == "complete"}
+
+    def _scored(self, number: int, arch: Any, done: dict[int, Any]) -> Result:
+        """Trial ``number``'s stored result when it scored this very arch (a resumed run
+        repeats nothing), else a new trial."""
+        old = done.get(number)
+        same = old is not None and old.arch == self.supernet.space.to_string(arch)
+        if same and old.result is not None:
+            return old.result
+        return self._trial(number, arch)
 
     def _trial(self, number: int, arch: Any) -> Result:
         text = self.supernet.space.to_string(arch)
@@ -358,16 +360,8 @@ class OneShotDriver:
 
     def _score_trials(self, candidates: list[Any]) -> list[Result]:
         """Each candidate's stored result, scored (and stored) where it has none yet."""
-        done = {t.number: t for t in self.store.trials(self.stored) if t.state == "complete"}
-        results = []
-        space = self.supernet.space
-        for number, arch in enumerate(candidates):
-            old = done.get(number)
-            if old is not None and old.arch == space.to_string(arch) and old.result is not None:
-                results.append(old.result)
-            else:
-                results.append(self._trial(number, arch))
-        return results
+        done = self._finished_trials()
+        return [self._scored(number, arch, done) for number, arch in enumerate(candidates)]
 
     def _check(self) -> dict[str, Any]:
         """Kendall τ and Spearman ρ of supernet accuracy against NB201's 200-epoch test
@@ -385,7 +379,8 @@ class OneShotDriver:
             if self.progress is not None and (i + 1) % 50 == 0:
                 self.progress(f"weight-sharing check: {i + 1}/{n} cells scored")
         seconds = time.perf_counter() - started
-        truths = {d: [nb201_truths(a)[d] for a in archs] for d in NB201_TRUTHS}
+        looked = [nb201_truths(a) for a in archs]
+        truths = {d: [row[d] for row in looked] for d in NB201_TRUTHS}
         metrics = {d: rank_metrics(scores, t, seed=0).to_json() for d, t in truths.items()}
         return {
             "cells": n,
@@ -411,11 +406,9 @@ def load_supernet(store_url: str, name: str, data_dir: str | None = None) -> Sup
         cfg = stored_config(stored.config)
         run = OneShotRun(cfg, OneShotRecipe(**stored.config["oneshot"]), data_dir)  # type: ignore[arg-type]
         driver = OneShotDriver(run, store, name, run_folder(store, name))
-        if not driver.checkpoint.exists():
+        state = driver.check_checkpoint(resuming=True)
+        if state is None:
             raise ConfigError(f"run {name!r} has no supernet checkpoint at {driver.checkpoint}")
-        state = torch.load(driver.checkpoint, map_location="cpu", weights_only=False)
-        if state.get("key") != driver.key:
-            raise ConfigError(f"checkpoint {driver.checkpoint} belongs to another configuration")
         driver.build()
         driver.trainer.load_state_dict(state["trainer"])
     driver.supernet.eval()
