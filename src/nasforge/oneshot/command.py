@@ -30,7 +30,7 @@ def add_oneshot_parser(sub: Any, positive_int: Any, fraction: Any, run_name: Any
         "with 'nasforge resume RUN'; 'nasforge train-final RUN' retrains the result.",
     )
     p.add_argument("--method", required=True, help=", ".join(METHOD_NAMES))
-    p.add_argument("--space", default="nb201", help="nb201 or darts")
+    p.add_argument("--space", default="nb201", help="nb201, darts or mobile")
     p.add_argument("--dataset", default="cifar10", help="cifar10, cifar100, fashion-mnist, ...")
     p.add_argument("--epochs", type=positive_int, default=10, help="supernet epochs (10)")
     p.add_argument(
@@ -39,6 +39,12 @@ def add_oneshot_parser(sub: Any, positive_int: Any, fraction: Any, run_name: Any
     p.add_argument("--channels", type=positive_int, default=None, help="C (nb201 16, darts 16)")
     p.add_argument(
         "--cells", type=positive_int, default=None, help="nb201 N (5) or darts layers (8)"
+    )
+    p.add_argument(
+        "--width",
+        type=float,
+        default=None,
+        help="mobile only: the supernet's width multiplier, 0.5, 0.75, 1.0 (default) or 1.25",
     )
     p.add_argument("--resolution", type=positive_int, default=None, help="resize images to this")
     p.add_argument("--batch-size", type=positive_int, default=64)
@@ -96,6 +102,7 @@ def cmd_oneshot(args: argparse.Namespace, default_store: str) -> None:
             "lr": args.lr,
             "eval_images": args.eval_images,
             "check_sample": args.check_sample if args.space == "nb201" else 0,
+            "width": args.width,
         },
     )
     name = args.name or f"oneshot-{args.method}-{args.space}-{args.dataset}-seed{args.seed}"

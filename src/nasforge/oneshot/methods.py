@@ -43,6 +43,8 @@ class OneShotMethod:
     gradient: ClassVar[bool] = True
     #: PC-DARTS builds its supernet with partial channels
     partial: ClassVar[int] = 1
+    #: the `Supernet.features` the method's paths use (a supernet without one is refused)
+    needs: ClassVar[frozenset[str]] = frozenset()
     defaults: ClassVar[dict[str, Any]] = {}
     base_defaults: ClassVar[dict[str, Any]] = {
         "arch_lr": 3e-4,
@@ -78,6 +80,15 @@ class OneShotMethod:
     @classmethod
     def check_space(cls, space: str, supernet: type[Supernet]) -> None:
         """Refuse a space the method cannot search (before anything is built or stored)."""
+        missing = sorted(cls.needs - supernet.features)
+        if missing:
+            able = ", ".join(
+                name for name, net in _supernets().items() if cls.needs <= net.features
+            )
+            raise ConfigError(
+                f"{cls.name} needs {', '.join(missing)} paths, which the {space!r} supernet "
+                f"does not have; spaces it searches: {able}"
+            )
 
     # -- the clock -----------------------------------------------------------------------------
 
@@ -302,6 +313,7 @@ class PcDarts(OneShotMethod):
 
     name = "pc-darts"
     partial = 4
+    needs: ClassVar[frozenset[str]] = frozenset({"partial"})
     defaults: ClassVar[dict[str, Any]] = {}
     base_defaults: ClassVar[dict[str, Any]] = {
         **OneShotMethod.base_defaults,
@@ -343,6 +355,7 @@ class PDarts(OneShotMethod):
     thirds, all), so weights and α carry over between stages instead of being rebuilt."""
 
     name = "p-darts"
+    needs: ClassVar[frozenset[str]] = frozenset({"skip_dropout", "depth", "param_free"})
     defaults: ClassVar[dict[str, Any]] = {"skip_cap": 2, "dropout_max": 0.6}
 
     def __init__(self, supernet: Supernet, options: dict[str, Any], epochs: int, seed: int):
@@ -457,6 +470,7 @@ class DartsMinus(OneShotMethod):
     residual path that makes it win under plain DARTS."""
 
     name = "darts-"
+    needs: ClassVar[frozenset[str]] = frozenset({"aux_skip"})
     defaults: ClassVar[dict[str, Any]] = {"aux_start": 1.0}
 
     def aux_skip(self) -> float:
@@ -508,9 +522,11 @@ class FairNas(Spos):
 
     @classmethod
     def check_space(cls, space: str, supernet: type[Supernet]) -> None:
+        super().check_space(space, supernet)
         if not supernet.uniform_edges:
+            able = ", ".join(name for name, net in _supernets().items() if net.uniform_edges)
             raise ConfigError(
-                f"fairnas needs a space whose every edge chooses among the same ops (nb201); "
+                f"fairnas needs a space whose every edge chooses among the same ops ({able}); "
                 f"{space!r} also chooses each node's inputs"
             )
 
@@ -668,8 +684,14 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
 
 def param_free_count(space: Any, arch: Any) -> int:
     """Parameter-free ops of an architecture (NB201: of its 6 edges; DARTS: of the normal
-    cell's 8), the quantity collapse drives up."""
+    cell's 8), the quantity collapse drives up; 0 in a space without such ops (mobile)."""
     ops = getattr(arch, "ops", None)
-    if ops is None:
+    if ops is None and hasattr(arch, "normal"):
         ops = [op for op, _ in arch.normal]
-    return sum(op in PARAMETER_FREE for op in ops)
+    return sum(op in PARAMETER_FREE for op in ops or ())
+
+
+def _supernets() -> dict[str, type[Supernet]]:
+    from nasforge.oneshot.supernet import SUPERNETS
+
+    return SUPERNETS

@@ -31,7 +31,7 @@ from nasforge.errors import ConfigError
 from nasforge.oneshot.estimator import SupernetEstimator, path_accuracy
 from nasforge.oneshot.methods import OneShotMethod, check_options, make_method, method_class
 from nasforge.oneshot.mixed import Path as SupernetPath
-from nasforge.oneshot.supernet import SUPERNETS, Supernet, make_supernet
+from nasforge.oneshot.supernet import SUPERNETS, Supernet, check_size, make_supernet
 from nasforge.oneshot.train import OneShotRecipe, SupernetTrainer
 from nasforge.store import Store
 
@@ -85,6 +85,11 @@ def oneshot_config(
         )
     cls.check_space(space, SUPERNETS[space])
     accepted = check_options(cls, options)
+    if float(options.get("stop_param_free", 0)) and "param_free" not in SUPERNETS[space].features:
+        raise ConfigError(
+            f"stop_param_free counts parameter-free ops, and the {space!r} space has none"
+        )
+    check_size(space, channels, cells, recipe.get("width"))
     budget = int(float(options.get("search_budget", accepted.get("search_budget", 1))))
     cfg = RunConfig.create(
         search={
@@ -166,8 +171,10 @@ class OneShotDriver:
             cfg.search.space,
             channels=cfg.train.channels,
             cells=cfg.train.cells,
+            width=recipe.width,
             in_channels=data.channels,
             num_classes=data.classes,
+            input_size=data.size,
             partial=method_class(recipe.method).partial,
         ).to(device)
         self.method: OneShotMethod = make_method(

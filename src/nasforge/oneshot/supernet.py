@@ -1,70 +1,29 @@
-"""Weight-sharing supernets of the NB201 and DARTS spaces, built from the op library (`nn.ops`).
+"""Weight-sharing supernets of the NB201 and DARTS spaces, built from the op library (`nn.ops`),
+and the registry of every space's supernet (the mobile space's is `oneshot.mobile_supernet`).
 
 A supernet is the space's network with a `MixedOp` on every searchable edge. Its architecture
 parameters live with the methods, not here: the supernet only maps between the space's
 architectures and its rows of edges (``indices_of``, ``arch_of``), derives an architecture from
-mixing weights (``derive``) and runs a forward pass along a `Path`.
-
-BatchNorm: every BN of a supernet normalises with the batch's own statistics, in training and
-in evaluation (``track_running_stats=False``). One path of a supernet sees activations whose
-statistics differ from the average path's; SPOS (Guo et al. 2020) therefore recalibrates
-running statistics before scoring each path, and batch statistics give the same correction
-with no extra pass, so scoring a path is deterministic and has no side effect on the supernet.
-Evaluation batches must then hold enough images (a few hundred) for stable statistics.
+mixing weights (``derive``) and runs a forward pass along a `Path`. Every BN normalises with
+batch statistics (`oneshot.supernet_base`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from nasforge.errors import ConfigError, InvalidArchError
 from nasforge.nn.ops import FactorizedReduce, ReLUConvBN
 from nasforge.oneshot.mixed import MixedOp, Path
+from nasforge.oneshot.mobile_supernet import MobileSupernet
+from nasforge.oneshot.supernet_base import Supernet, use_batch_statistics
 from nasforge.spaces import darts as darts_space
+from nasforge.spaces import mobile as mobile_space
 from nasforge.spaces import nb201 as nb201_space
-
-
-def use_batch_statistics(module: nn.Module) -> None:
-    """Make every BatchNorm of ``module`` normalise with batch statistics only (see above)."""
-    for m in module.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.track_running_stats = False
-            m.running_mean = m.running_var = m.num_batches_tracked = None
-
-
-class Supernet(nn.Module):
-    """What every supernet offers the methods; ``ops`` are the columns of a path's weights,
-    ``num_edges`` its rows, ``node_edges`` the rows summed into each node (for PC-DARTS's edge
-    normalisation)."""
-
-    space: Any
-    ops: tuple[str, ...]
-    num_edges: int
-    node_edges: tuple[tuple[int, ...], ...]
-    #: every edge chooses among all ``ops`` (strict-fair sampling needs this)
-    uniform_edges: ClassVar[bool] = False
-
-    def indices_of(self, arch: Any) -> tuple[int, ...]:
-        raise NotImplementedError
-
-    def arch_of(self, index: Sequence[int]) -> Any:
-        raise NotImplementedError
-
-    def derive(self, weights: torch.Tensor, edge: torch.Tensor | None = None) -> Any:
-        raise NotImplementedError
-
-    def sample_index(self, rng: np.random.Generator) -> tuple[int, ...]:
-        """A uniform single path: the space's own uniform sample (SPOS, RSWS)."""
-        return self.indices_of(self.space.sample(rng))
-
-    def path_of(self, arch: Any) -> Path:
-        return Path(index=self.indices_of(arch))
-
 
 # --- NAS-Bench-201 -------------------------------------------------------------------------------
 
@@ -313,7 +272,32 @@ class DartsSupernet(Supernet):
         return self.arch_of(index)
 
 
-SUPERNETS: dict[str, type[Supernet]] = {"nb201": NB201Supernet, "darts": DartsSupernet}
+SUPERNETS: dict[str, type[Supernet]] = {
+    "nb201": NB201Supernet,
+    "darts": DartsSupernet,
+    "mobile": MobileSupernet,
+}
+
+
+def check_size(space: str, channels: int | None, cells: int | None, width: float | None) -> None:
+    """Refuse size knobs the space's supernet does not have: the mobile supernet's size is its
+    ``width`` multiplier (its depth is searched), the cell supernets' ``channels`` and ``cells``."""
+    if space == "mobile":
+        if channels is not None or cells is not None:
+            raise ConfigError(
+                "the mobile supernet takes no --channels or --cells: its width is --width "
+                f"({', '.join(map(str, mobile_space.WIDTHS))}) and its depth is searched"
+            )
+        if width is not None and float(width) not in mobile_space.WIDTHS:
+            raise ConfigError(
+                f"--width must be one of the mobile space's "
+                f"{', '.join(map(str, mobile_space.WIDTHS))}, got {width:g}"
+            )
+    elif width is not None:
+        raise ConfigError(
+            f"--width is the mobile supernet's width multiplier; the {space} supernet's width "
+            "is --channels"
+        )
 
 
 def make_supernet(
@@ -321,20 +305,29 @@ def make_supernet(
     *,
     channels: int | None = None,
     cells: int | None = None,
+    width: float | None = None,
     in_channels: int = 3,
     num_classes: int = 10,
+    input_size: int | None = None,
     partial: int = 1,
 ) -> Supernet:
     """The supernet of a space by name, at the space's generic width and depth knobs
-    (``channels``: C; ``cells``: NB201 N or DARTS layers); defaults are the papers' search
-    networks (NB201 C=16 N=5, DARTS C=16 with 8 layers)."""
+    (``channels``: C; ``cells``: NB201 N or DARTS layers; the mobile space's ``width``
+    multiplier instead, its depth being searched); defaults are the papers' search networks
+    (NB201 C=16 N=5, DARTS C=16 with 8 layers, MobileNetV2 width 1.0). ``input_size`` is the
+    image side (the mobile network keeps small images' resolution longer)."""
     if space not in SUPERNETS:
         raise ConfigError(
             f"space {space!r} has no supernet; one-shot methods accept: {', '.join(SUPERNETS)} "
             "(a user space would need edges that choose among ops)"
         )
+    check_size(space, channels, cells, width)
+    options: dict[str, Any] = {"in_channels": in_channels, "num_classes": num_classes}
+    if space == "mobile":
+        if width is not None:
+            options["width"] = float(width)
+        return SUPERNETS[space](partial=partial, input_size=input_size, **options)
     depth = {"nb201": "N", "darts": "layers"}[space]
-    options: dict[str, int] = {"in_channels": in_channels, "num_classes": num_classes}
     if channels is not None:
         options["C"] = channels
     if cells is not None:

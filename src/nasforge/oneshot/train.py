@@ -44,9 +44,16 @@ class OneShotRecipe:
     eval_batch: int = 250
     #: NB201 cells of the weight-sharing check (supernet vs table); 0: no check
     check_sample: int = 200
+    #: the mobile supernet's width multiplier (None: its default, 1.0; other spaces: None)
+    width: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Without ``width`` when it is None, so the configuration (and the checkpoint key)
+        of a run stored before the field existed reads back unchanged."""
+        values = dataclasses.asdict(self)
+        if values["width"] is None:
+            del values["width"]
+        return values
 
     def lr_at(self, epoch: int) -> float:
         """DARTS's per-epoch cosine from ``lr`` to ``lr_min``."""

@@ -257,7 +257,7 @@ def _small(input_size: int | None) -> bool:
     return input_size is not None and input_size < SMALL_INPUT
 
 
-def _plan(arch: MobileArch, input_size: int | None) -> _Plan:
+def plan_of(arch: MobileArch, input_size: int | None) -> _Plan:
     """Channels, strides and residuals of every layer (shared by build and param_count)."""
     small = _small(input_size)
     stem = make_divisible(STEM_CHANNELS * arch.width)
@@ -287,6 +287,23 @@ def _plan(arch: MobileArch, input_size: int | None) -> _Plan:
     return _Plan(stem, 1 if small else 2, tuple(stages), head)
 
 
+def init_weights(network: nn.Module) -> None:
+    """MobileNetV2's initialisation: He (fan-out) convs, unit BN, small-normal classifier (the
+    stand-alone network and the supernet start alike)."""
+    for module in network.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            if module.affine:
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, 0.0, 0.01)
+            nn.init.zeros_(module.bias)
+
+
 class PlainConvBlock(nn.Module):
     """The ``conv`` block: k x k conv-BN-ReLU6, optional SE, optional identity residual."""
 
@@ -303,7 +320,7 @@ class PlainConvBlock(nn.Module):
         return x + out if self.use_residual else out
 
 
-def _make_layer(layer: _Layer) -> nn.Module:
+def make_layer(layer: _Layer) -> nn.Module:
     args = (layer.c_in, layer.c_out, layer.kernel, layer.stride)
     if layer.block in _EXPANSION:
         return MBConv(
@@ -328,31 +345,17 @@ class MobileNetwork(nn.Module):
         dropout: float,
     ):
         super().__init__()
-        plan = _plan(arch, input_size)
+        plan = plan_of(arch, input_size)
         self.stem = ConvBNAct(in_channels, plan.stem, 3, plan.stem_stride, act="relu6")
         self.stages = nn.Sequential(
-            *(nn.Sequential(*map(_make_layer, layers)) for layers in plan.stages)
+            *(nn.Sequential(*map(make_layer, layers)) for layers in plan.stages)
         )
         last = plan.stages[-1][-1].c_out
         self.head = ConvBNAct(last, plan.head, 1, act="relu6")
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(plan.head, num_classes)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        """MobileNetV2's initialisation: He (fan-out) convs, unit BN, small-normal classifier."""
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out")
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.Linear):
-                nn.init.normal_(module.weight, 0.0, 0.01)
-                nn.init.zeros_(module.bias)
+        init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         features = self.pool(self.head(self.stages(self.stem(x)))).flatten(1)
@@ -425,7 +428,7 @@ def param_count(
     ``input_size`` and ``dropout`` change no parameter; they are accepted for symmetry.
     """
     _check_net(in_channels, num_classes, input_size, dropout)
-    plan = _plan(_check(arch), input_size)
+    plan = plan_of(_check(arch), input_size)
     total = _conv_bn(int(in_channels), plan.stem, 3)
     total += sum(_layer_params(layer) for layers in plan.stages for layer in layers)
     total += _conv_bn(plan.stages[-1][-1].c_out, plan.head, 1)
@@ -518,3 +521,57 @@ class MobileSpace(DecisionVectorSpace):
     #: the module functions, so the signature (keywords and defaults) is stated once
     build = staticmethod(build)
     param_count = staticmethod(param_count)
+
+
+class MobileSupernetSpace(MobileSpace):
+    """The part of the mobile space one weight-sharing supernet holds (`oneshot.mobile_supernet`):
+    the width and the SE ratio are fixed (one set of channel counts to share weights over), skips
+    are on, and each stage chooses its block, kernel and layer delta: 21 decisions, (5·3·3)^7
+    (about 3.7e11) networks, written in the mobile space's own strings. ProxylessNAS and FBNet
+    search a space of this kind (per-layer blocks and kernels at a fixed width)."""
+
+    def __init__(self, width: float = 1.0, se: float = 0.0):
+        if isinstance(width, bool) or width not in WIDTHS:
+            raise InvalidArchError(f"width must be one of {WIDTHS}, got {width!r}")
+        if isinstance(se, bool) or se not in SE_RATIOS:
+            raise InvalidArchError(f"SE ratio must be one of {SE_RATIOS}, got {se!r}")
+        self.width, self.se = float(width), float(se)
+
+    def __repr__(self) -> str:
+        return f"MobileSupernetSpace(width={self.width}, se={self.se})"
+
+    def _choices(self) -> tuple[int, ...]:
+        return (len(BLOCKS), len(KERNELS), len(DELTAS)) * NUM_STAGES
+
+    def _encode(self, arch: MobileArch) -> tuple[int, ...]:
+        return tuple(
+            i
+            for s in arch.stages
+            for i in (BLOCKS.index(s.block), KERNELS.index(s.kernel), DELTAS.index(s.delta))
+        )
+
+    def _decode(self, indices: tuple[int, ...]) -> MobileArch:
+        stages = tuple(
+            MobileStage(BLOCKS[b], KERNELS[k], self.se, True, DELTAS[d])
+            for b, k, d in zip(indices[0::3], indices[1::3], indices[2::3], strict=True)
+        )
+        return MobileArch(stages, self.width)
+
+    def check(self, arch: object) -> MobileArch:
+        arch = _check(arch)
+        held = f"this supernet holds width {self.width:g}, SE {self.se:g} and skips on"
+        if arch.width != self.width:
+            raise InvalidArchError(f"{to_string(arch)} has width {arch.width:g}; {held}")
+        for number, (stage, layers) in enumerate(
+            zip(arch.stages, arch.layers, strict=True), start=1
+        ):
+            if stage.se != self.se:
+                raise InvalidArchError(
+                    f"{to_string(arch)}: stage {number} has SE {stage.se:g}; {held}"
+                )
+            if layers > 1 and not stage.skip:
+                raise InvalidArchError(f"{to_string(arch)}: stage {number} has no skip; {held}")
+        return arch
+
+    def _genes(self) -> tuple[tuple[int, ...], ...]:
+        return tuple((3 * s, 3 * s + 1, 3 * s + 2) for s in range(NUM_STAGES))
