@@ -3,7 +3,7 @@
     python benchmarks/search_vs_random.py [--dataset fashion-mnist] [--minutes 30]
                                           [--seeds 3] [--final-epochs 5] [--final-subset 1.0]
                                           [--strategy default|NAME] [--option KEY=VALUE ...]
-                                          [--search-seed 0]
+                                          [--search-seed 0] [--winner CELL]
                                           [--store benchmarks/out/search_vs_random.db]
 
 1. A low-fidelity search over NB201 cells (``--strategy``: ``default`` is what ``nasforge
@@ -17,7 +17,13 @@
 2. Its best cell is retrained with ``--seeds`` seeds (``--final-epochs`` on ``--final-subset``),
    exactly as ``nasforge train-final`` does (`final.make_trainer` and `final.train_once`).
 3. ``--seeds`` random NB201 cells (seeded), each trained once with that same final recipe.
-   Steps 2 and 3 share two one-thread worker processes.
+   Steps 2 and 3 share two one-thread worker processes. A random cell's training is kept in
+   ``benchmarks/out/search_vs_random-random-cells.json`` (by dataset, cell, seed and recipe),
+   so the next search seed's comparison reuses it instead of training the same cell again.
+
+``--winner CELL`` skips step 1 and retrains ``CELL`` as the search's winner: for a search
+whose store is gone but whose winner was recorded (the configuration is rebuilt from the same
+flags the search is run with, which is all the final recipe reads).
 
 Prints test accuracy mean ± std of both and their difference, and writes them to
 ``benchmarks/out/search_vs_random-DATASET[-STRATEGY...].json`` (after the run name). With
@@ -44,6 +50,8 @@ import torch
 
 from nasforge import final
 from nasforge.config import RunConfig, default_search
+from nasforge.core import Candidate
+from nasforge.estimators.benchmarks.nb201 import NB201Benchmark
 from nasforge.spaces.nb201 import NB201Space
 from nasforge.store import Store
 
@@ -68,9 +76,6 @@ def random_cells(seeds: int, taken: str) -> list[str]:
 
 def nb201_lookup(cells: list[str]) -> list[tuple[float, float]]:
     """(200-epoch CIFAR-10 test accuracy, percentile among all 15,625 cells) per cell."""
-    from nasforge.core import Candidate
-    from nasforge.estimators.benchmarks.nb201 import NB201Benchmark
-
     space, bench = NB201Space(), NB201Benchmark("cifar10")
     table = np.array(
         [bench.evaluate(Candidate(a)).report["test_acc"] for a in space.enumerate()], dtype=float
@@ -111,6 +116,44 @@ def search(args: argparse.Namespace, name: str) -> None:
     )  # fmt: skip
 
 
+def search_config(args: argparse.Namespace) -> RunConfig:
+    """The configuration `search` gives its run, rebuilt from the same flags (for
+    ``--winner``, whose search is not in the store)."""
+    strategy, options = args.strategy, dict(pair.split("=", 1) for pair in args.option)
+    if strategy == "default":
+        strategy, defaults = default_search(training=True)
+        options = defaults | options
+    search = {
+        "space": "nb201", "estimator": "train", "dataset": args.dataset, "strategy": strategy,
+        "options": options, "seed": args.search_seed, "budget_seconds": args.minutes * 120,
+    }  # fmt: skip
+    train = {
+        "epochs": args.search_epochs, "subset": args.search_subset, "channels": 8, "cells": 1,
+        "skip_test": True,
+    }  # fmt: skip
+    return RunConfig.create(search, train, {"workers": 2}, final=False)
+
+
+class RandomCellCache:
+    """Final-recipe trainings of random cells, kept across invocations in a JSON file: the
+    random cells are the same for every search seed, so each is trained once per recipe."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.rows: dict[str, dict[str, Any]] = json.loads(path.read_text()) if path.exists() else {}
+
+    @staticmethod
+    def key(dataset: str, cell: str, seed: int, epochs: int, subset: float) -> str:
+        return f"{dataset}|{cell}|seed={seed}|epochs={epochs}|subset={subset:g}"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self.rows.get(key)
+
+    def put(self, key: str, row: dict[str, Any]) -> None:
+        self.rows[key] = row
+        self.path.write_text(json.dumps(self.rows, indent=2))
+
+
 def run_name(args: argparse.Namespace) -> str:
     """One stored search per dataset, strategy, options and search seed, so a rerun with the
     same flags reuses (or resumes) its own search and never another's."""
@@ -146,10 +189,28 @@ def train_with_recipe(
 
 
 def final_trainings(
-    cfg: RunConfig, jobs: list[tuple[str, str, int]], epochs: int, subset: float
+    cfg: RunConfig,
+    jobs: list[tuple[str, str, int]],
+    epochs: int,
+    subset: float,
+    cache: RandomCellCache,
 ) -> dict[str, list[dict[str, Any]]]:
-    """``(group, cell, seed)`` jobs trained on two one-thread processes; results by group."""
+    """``(group, cell, seed)`` jobs trained on two one-thread processes; results by group.
+    Jobs of the ``random`` group are taken from ``cache`` where it has them, and added to it."""
     done: dict[str, list[dict[str, Any]]] = {}
+
+    def key(cell: str, seed: int) -> str:
+        return cache.key(cfg.search.dataset, cell, seed, epochs, subset)
+
+    todo = []
+    for group, cell, seed in jobs:
+        kept = cache.get(key(cell, seed)) if group == "random" else None
+        if kept is None:
+            todo.append((group, cell, seed))
+        else:
+            print(f"{group} seed {seed}: test {kept['test_acc']:.2f} (kept)  {cell}", flush=True)
+            done.setdefault(group, []).append(kept)
+    jobs = todo
     started = time.perf_counter()
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
@@ -160,6 +221,8 @@ def final_trainings(
         for count, future in enumerate(as_completed(futures), start=1):
             row, group = future.result(), futures[future]
             done.setdefault(group, []).append(row)
+            if group == "random":
+                cache.put(key(row["cell"], row["seed"]), row)
             elapsed = time.perf_counter() - started
             eta = elapsed / count * (len(jobs) - count)
             print(
@@ -197,6 +260,12 @@ def main() -> None:
     )
     parser.add_argument("--search-seed", type=int, default=0, help="seed of the search")
     parser.add_argument(
+        "--winner",
+        default=None,
+        metavar="CELL",
+        help="retrain this recorded winner instead of running (or reading) the search",
+    )
+    parser.add_argument(
         "--name",
         default=None,
         help="run name (default: from dataset, strategy and search seed; the earlier runs "
@@ -207,29 +276,37 @@ def main() -> None:
     out = Path(args.store).parent
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    search(args, name)
-
-    with final.open_store(args.store) as store:
-        _, cfg, trials = final.load_run(store, name)
-        best = final.top_architectures(NB201Space(), trials, 1)[0]["arch"]
-        finished = sum(t.state == "complete" for t in trials)
-    # from the stored trials, so a reused or resumed search reports its own wall time
-    ends = [t.finished for t in trials if t.finished is not None]
-    search_seconds = max(ends) - min(t.started for t in trials)
+    if args.winner:
+        space = NB201Space()
+        best = space.to_string(space.from_string(args.winner))
+        cfg, finished, search_seconds = search_config(args), None, None
+    else:
+        search(args, name)
+        with final.open_store(args.store) as store:
+            _, cfg, trials = final.load_run(store, name)
+            best = final.top_architectures(NB201Space(), trials, 1)[0]["arch"]
+            finished = sum(t.state == "complete" for t in trials)
+        # from the stored trials, so a reused or resumed search reports its own wall time
+        ends = [t.finished for t in trials if t.finished is not None]
+        search_seconds = max(ends) - min(t.started for t in trials)
     randoms = random_cells(args.seeds, best)
     jobs = [("searched", best, seed) for seed in range(args.seeds)]
     jobs += [("random", cell, seed) for seed, cell in enumerate(randoms)]
-    groups = final_trainings(cfg, jobs, args.final_epochs, args.final_subset)
+    cache = RandomCellCache(out / "search_vs_random-random-cells.json")
+    groups = final_trainings(cfg, jobs, args.final_epochs, args.final_subset, cache)
 
     ours, baseline = groups["searched"], groups["random"]
     diff = np.mean([r["test_acc"] for r in ours]) - np.mean([r["test_acc"] for r in baseline])
     print()
     recipe = f"{args.final_epochs} epochs on {args.final_subset:g} of the training split"
     print(f"{args.dataset}: final recipe {recipe}, {args.seeds} seeds")
-    print(
-        f"search: {finished} trials of {args.search_epochs} epochs on {args.search_subset:g} "
-        f"of the training split in {search_seconds / 60:.1f} min"
-    )
+    if search_seconds is None:
+        print(f"search: not run; its recorded winner retrained (--winner {best})")
+    else:
+        print(
+            f"search: {finished} trials of {args.search_epochs} epochs on "
+            f"{args.search_subset:g} of the training split in {search_seconds / 60:.1f} min"
+        )
     print("| architecture | params | test accuracy mean ± std |")
     print("|---|---|---|")
     print(f"| searched: {best} | {ours[0]['params']:,.0f} | {format_test_acc(ours)} |")
@@ -242,7 +319,8 @@ def main() -> None:
         "dataset": args.dataset,
         "search": {
             "trials": finished,
-            "minutes": search_seconds / 60,
+            "minutes": None if search_seconds is None else search_seconds / 60,
+            "winner_given": bool(args.winner),
             "arch": best,
             "run": name,
             "strategy": cfg.search.strategy,
