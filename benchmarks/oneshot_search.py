@@ -40,6 +40,9 @@ PUBLISHED = {
 
 def oneshot(args: argparse.Namespace, method: str, seed: int) -> dict[str, Any]:
     name = f"bench-{args.space}-{method}-seed{seed}-e{args.epochs}-s{args.subset:g}"
+    if args.option:  # a run per option set, so a variant never reuses the default's run
+        tail = "-".join(args.option)
+        name += "-" + "".join(c if c.isalnum() or c in "._-" else "_" for c in tail)
     with Store(args.store) as store:
         run = store.find_run(name)
         status = None if run is None else run.effective_status
