@@ -186,3 +186,16 @@ def test_cli_mobile_run_derives_a_network_that_train_final_retrains(tmp_path):
     assert retrained["arch"] == out["derived"]
     # the retrained network is the stand-alone mobile network of that string (8x8 digits)
     assert retrained["params"] == mobile.param_count(arch, in_channels=1, input_size=8)
+
+
+def test_early_stopping_on_parameter_free_ops_is_refused_where_there_are_none():
+    with pytest.raises(ConfigError, match="counts parameter-free ops, and the 'mobile' space"):
+        oneshot_config(
+            "darts", "mobile", "digits", 0, channels=None, cells=None, resolution=None,
+            subset=1.0, options={"stop_param_free": "3"}, recipe={},
+        )  # fmt: skip
+    with pytest.raises(ConfigError, match="stop_param_free='x' is not a number"):
+        oneshot_config(
+            "darts", "mobile", "digits", 0, channels=None, cells=None, resolution=None,
+            subset=1.0, options={"stop_param_free": "x"}, recipe={},
+        )  # fmt: skip

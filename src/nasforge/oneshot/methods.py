@@ -56,7 +56,7 @@ class OneShotMethod:
 
     def __init__(self, supernet: Supernet, options: dict[str, Any], epochs: int, seed: int):
         accepted = check_options(type(self), options)
-        self.options = {k: _coerce(k, options.get(k, v), v) for k, v in accepted.items()}
+        self.options = {k: coerce_option(k, options.get(k, v), v) for k, v in accepted.items()}
         if self.options["derive"] not in ("argmax", "perturbation"):
             raise ConfigError(
                 f"derive={self.options['derive']!r} is not a derivation; accepted: argmax, "
@@ -670,7 +670,7 @@ def check_options(cls: type[OneShotMethod], options: dict[str, Any]) -> dict[str
     return accepted
 
 
-def _coerce(key: str, value: Any, default: Any) -> Any:
+def coerce_option(key: str, value: Any, default: Any) -> Any:
     """An option's value as its default's type (command-line options arrive as text)."""
     if isinstance(value, str) and not isinstance(default, str):
         try:

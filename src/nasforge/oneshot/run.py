@@ -29,7 +29,13 @@ from nasforge.core import Candidate, Result
 from nasforge.data.datasets import load_dataset, resized, split_train_val
 from nasforge.errors import ConfigError
 from nasforge.oneshot.estimator import SupernetEstimator, path_accuracy
-from nasforge.oneshot.methods import OneShotMethod, check_options, make_method, method_class
+from nasforge.oneshot.methods import (
+    OneShotMethod,
+    check_options,
+    coerce_option,
+    make_method,
+    method_class,
+)
 from nasforge.oneshot.mixed import Path as SupernetPath
 from nasforge.oneshot.supernet import SUPERNETS, Supernet, check_size, make_supernet
 from nasforge.oneshot.train import OneShotRecipe, SupernetTrainer
@@ -85,7 +91,8 @@ def oneshot_config(
         )
     cls.check_space(space, SUPERNETS[space])
     accepted = check_options(cls, options)
-    if float(options.get("stop_param_free", 0)) and "param_free" not in SUPERNETS[space].features:
+    limit = coerce_option("stop_param_free", options.get("stop_param_free", 0), 0)
+    if limit and "param_free" not in SUPERNETS[space].features:
         raise ConfigError(
             f"stop_param_free counts parameter-free ops, and the {space!r} space has none"
         )
