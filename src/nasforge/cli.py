@@ -13,6 +13,7 @@ import os
 import sys
 import traceback
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -160,6 +161,14 @@ def build_parser() -> Parser:
         default=None,
         help="simulated training seconds per run (the benchmark's cost, e.g. NB301 runtime); "
         "the fair budget for multi-fidelity strategies",
+    )
+    bench.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="STRATEGY:KEY=VALUE",
+        help="an option of one compared strategy, repeatable, e.g. --option "
+        "proxy-evolution:proxy_table=meco.csv --option proxy-evolution:proxy=meco",
     )
     bench.add_argument("--workers", type=positive_int, default=None, help="processes (all cores)")
     bench.add_argument("--out", default=None, help="write results JSON here (and a .png plot)")
@@ -634,7 +643,13 @@ def emit(summary: dict[str, Any], as_json: bool) -> None:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> None:
-    from nasforge.compare import ComparisonSetup, compare, format_table, space_and_estimator
+    from nasforge.compare import (
+        ComparisonSetup,
+        compare,
+        format_table,
+        space_and_estimator,
+        strategy_options,
+    )
 
     if args.space == "nb201" and args.dataset not in factory.BENCHMARK_DATASETS:
         from nasforge.estimators.benchmarks.nb201 import resolve_dataset
@@ -666,6 +681,9 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     if strategies == ["all"]:  # every strategy this space and benchmark can run
         strategies = factory.strategies_for(space, estimator)
+    if args.option:
+        compared = ["random", *(s for s in strategies if s != "random")]
+        setup = replace(setup, options=strategy_options(args.option, compared))
     for name in strategies:
         if name in factory.MULTI_FIDELITY and not fidelity:
             raise ConfigError(

@@ -43,6 +43,12 @@ class ComparisonSetup:
     #: a user's CSV table instead of the space's own benchmark: ``TabularBenchmark.from_csv``
     #: keywords as sorted (name, value) pairs, so the setup stays hashable
     table: tuple[tuple[str, Any], ...] | None = None
+    #: strategy options by strategy name, as (name, sorted (key, value) pairs) pairs
+    options: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+
+    def options_for(self, strategy: str) -> dict[str, Any]:
+        """The options given for ``strategy`` (``--option STRATEGY:KEY=VALUE``), else none."""
+        return dict(dict(self.options).get(strategy, ()))
 
     def budget_object(self) -> Budget:
         return Budget(evaluations=self.budget, seconds=self.budget_seconds)
@@ -70,7 +76,9 @@ def run_one(setup: ComparisonSetup, strategy_name: str, seed: int) -> dict[str, 
     """One seeded search; returns the final report metric and the anytime curve, both per
     evaluation and per simulated second (cumulative cost of the finished trials)."""
     space, estimator = space_and_estimator(setup)
-    strategy = factory.make_strategy(strategy_name, space, seed, estimator=estimator)
+    strategy = factory.make_strategy(
+        strategy_name, space, seed, setup.options_for(strategy_name), estimator=estimator
+    )
     experiment = Experiment(space, strategy, estimator, setup.budget_object(), progress=False)
     started = time.perf_counter()
     history = experiment.run()
@@ -113,8 +121,8 @@ def compare(
     """Run every strategy (random search first, added if absent) over seeds 0..seeds-1."""
     names = ["random"] + [s for s in strategies if s != "random"]
     space, estimator = space_and_estimator(setup)
-    for name in names:  # fail fast on bad names, before any process starts
-        factory.make_strategy(name, space, 0, estimator=estimator)
+    for name in names:  # fail fast on bad names and options, before any process starts
+        factory.make_strategy(name, space, 0, setup.options_for(name), estimator=estimator)
     jobs = [(name, seed) for name in names for seed in range(seeds)]
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     bar = Progress(len(jobs), label="benchmark ", unit="runs", enabled=progress)
@@ -146,6 +154,7 @@ def compare(
             "budget_seconds": setup.budget_seconds,
             "seeds": seeds,
             "strategies": names,
+            "options": {name: setup.options_for(name) for name in names if setup.options_for(name)},
             "workers": workers,
             "command": " ".join(sys.argv),
         },
@@ -157,6 +166,29 @@ def compare(
         "time_grid": grid.tolist(),
         "strategies": summary,
     }
+
+
+def strategy_options(
+    pairs: list[str], strategies: list[str]
+) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:
+    """``["proxy-evolution:proxy=meco", ...]`` -> `ComparisonSetup.options`; each option names
+    the compared strategy it is for (one-line ConfigError otherwise)."""
+    from nasforge.config import parse_options
+    from nasforge.errors import ConfigError
+
+    by_strategy: dict[str, list[str]] = {}
+    for pair in pairs:
+        name, colon, option = pair.partition(":")
+        if not colon or "=" not in option or name not in strategies:
+            raise ConfigError(
+                f"--option {pair!r}: expected STRATEGY:KEY=VALUE with STRATEGY one of the "
+                f"compared strategies ({', '.join(strategies)})"
+            )
+        by_strategy.setdefault(name, []).append(option)
+    return tuple(
+        (name, tuple(sorted(parse_options(options).items())))
+        for name, options in sorted(by_strategy.items())
+    )
 
 
 def _time_grid(runs: list[dict[str, Any]]) -> np.ndarray:

@@ -286,3 +286,37 @@ def test_option_proxy_with_real_training_scores_the_network_proxy_size_names(siz
         for a in archs
     ]
     assert strategy.scorer.score(archs).tolist() == expected
+
+
+def test_benchmark_compares_proxy_evolution_with_its_options_as_search_runs_it(
+    params_table, capsys
+):
+    """`nasforge benchmark --option STRATEGY:KEY=VALUE` gives that strategy its options; each
+    seed's result is the one `nasforge search` finds with the same strategy, options and seed."""
+    data_dir = ["--data-dir", str(require_data("nb201/nb201_200ep_test.csv").parent.parent)]
+    options = ["proxy=params", f"proxy_table={params_table}", "warmup=40"]
+    assert cli.main([
+        "benchmark", "--strategies", "proxy-evolution", "--seeds", "3", "--budget", "25",
+        "--workers", "1", *(x for o in options for x in ("--option", f"proxy-evolution:{o}")),
+        *data_dir, "--json",
+    ]) == 0  # fmt: skip
+    results = json.loads(capsys.readouterr().out)
+    assert results["config"]["options"]["proxy-evolution"]["proxy"] == "params"
+    finals = results["strategies"]["proxy-evolution"]["finals"]
+    for seed in range(3):
+        assert cli.main([
+            "search", "--estimator", "benchmark", "--dataset", "cifar10",
+            "--strategy", "proxy-evolution", *(x for o in options for x in ("--option", o)),
+            "--budget", "25", "--seed", str(seed), *data_dir, "--json",
+        ]) == 0  # fmt: skip
+        assert json.loads(capsys.readouterr().out)["best"]["report"]["test_acc"] == pytest.approx(
+            finals[seed]
+        )
+
+
+def test_benchmark_option_for_a_strategy_not_compared_is_one_line_exit_2(capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["benchmark", "--strategies", "evolution", "--option", "bo:predictor=gp"])
+    told = capsys.readouterr().err
+    assert stop.value.code == 2 and len(told.strip().splitlines()) == 1
+    assert "expected STRATEGY:KEY=VALUE with STRATEGY one of the compared strategies" in told
