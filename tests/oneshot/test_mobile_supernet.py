@@ -199,3 +199,15 @@ def test_early_stopping_on_parameter_free_ops_is_refused_where_there_are_none():
             "darts", "mobile", "digits", 0, channels=None, cells=None, resolution=None,
             subset=1.0, options={"stop_param_free": "x"}, recipe={},
         )  # fmt: skip
+
+
+def test_a_mobile_run_records_the_width_it_runs_at_and_a_cell_run_none():
+    def recipe(space: str, width: float | None) -> object:
+        return oneshot_config(
+            "gdas", space, "digits", 0, channels=None, cells=None, resolution=None,
+            subset=1.0, options={}, recipe={"width": width},
+        )[1]  # fmt: skip
+
+    assert recipe("mobile", None).width == MobileSupernet.default_width == 1.0
+    assert recipe("mobile", 0.5).width == 0.5
+    assert "width" not in recipe("nb201", None).to_json()  # as runs stored before it existed

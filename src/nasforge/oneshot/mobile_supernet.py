@@ -100,10 +100,12 @@ class MobileSupernet(Supernet):
 
     uniform_edges: ClassVar[bool] = True
     features: ClassVar[frozenset[str]] = frozenset()
+    #: MobileNetV2 1.0, the paper's network
+    default_width: ClassVar[float] = 1.0
 
     def __init__(
         self,
-        width: float = 1.0,
+        width: float = default_width,
         se: float = 0.0,
         in_channels: int = 3,
         num_classes: int = 10,

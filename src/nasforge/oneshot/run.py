@@ -37,6 +37,7 @@ from nasforge.oneshot.methods import (
     method_class,
 )
 from nasforge.oneshot.mixed import Path as SupernetPath
+from nasforge.oneshot.mobile_supernet import MobileSupernet
 from nasforge.oneshot.supernet import SUPERNETS, Supernet, check_size, make_supernet
 from nasforge.oneshot.train import OneShotRecipe, SupernetTrainer
 from nasforge.store import Store
@@ -97,6 +98,8 @@ def oneshot_config(
             f"stop_param_free counts parameter-free ops, and the {space!r} space has none"
         )
     check_size(space, channels, cells, recipe.get("width"))
+    if space == "mobile" and recipe.get("width") is None:  # the record names the width it ran
+        recipe = {**recipe, "width": MobileSupernet.default_width}
     budget = int(float(options.get("search_budget", accepted.get("search_budget", 1))))
     cfg = RunConfig.create(
         search={
