@@ -185,10 +185,15 @@ def strategy_options(
                 f"compared strategies ({', '.join(strategies)})"
             )
         by_strategy.setdefault(name, []).append(option)
-    return tuple(
-        (name, tuple(sorted(parse_options(options).items())))
-        for name, options in sorted(by_strategy.items())
-    )
+    parsed = {name: parse_options(options) for name, options in by_strategy.items()}
+    for name, values in parsed.items():
+        for key, value in values.items():
+            if isinstance(value, list | dict):  # the setup is a cache key: values must hash
+                raise ConfigError(
+                    f"--option {name}:{key}: a value is a number, a word or true/false, "
+                    f"not {json.dumps(value)}"
+                )
+    return tuple((name, tuple(sorted(parsed[name].items()))) for name in sorted(parsed))
 
 
 def _time_grid(runs: list[dict[str, Any]]) -> np.ndarray:
