@@ -226,3 +226,22 @@ def test_a_darts_path_with_none_on_every_input_of_a_node_keeps_the_reduced_size(
     with torch.no_grad():
         out = supernet(torch.randn(2, 3, 8, 8), Path(index=index))
     assert out.shape == (2, 10)
+
+
+def test_beta_decay_rises_at_the_authors_rate_unless_an_end_value_is_given():
+    """λ·mean_e logsumexp(α_e), λ = 0.5 per epoch by default (the authors' NB201 code), or
+    rising to ``beta_max`` at the last epoch; checked against scipy's logsumexp."""
+    from scipy.special import logsumexp
+
+    supernet = NB201Supernet(C=4, N=1)
+    for options, end in (({}, 0.5 * 9), ({"beta_max": "2"}, 2.0)):
+        method = make_method("beta-darts", supernet, options, epochs=10, seed=0)
+        with torch.no_grad():
+            method.alpha.copy_(
+                torch.randn(method.alpha.shape, generator=torch.Generator().manual_seed(1))
+            )
+        expected = float(np.mean(logsumexp(method.alpha.detach().numpy(), axis=1)))
+        for epoch, share in ((0, 0.0), (9, 1.0), (3, 3 / 9)):
+            method.begin_epoch(epoch)
+            value = float(method.regulariser().detach())
+            assert value == pytest.approx(end * share * expected, rel=1e-5, abs=1e-12)
