@@ -29,6 +29,7 @@ import numpy as np
 from nasforge.oneshot.run import NB201_TRUTHS, nb201_truths
 from nasforge.spaces.nb201 import NB201Space
 from nasforge.store import Store
+from oneshot_search import mean_std  # the benchmarks folder is the script's own
 
 
 def search(args: argparse.Namespace, strategy: str, seed: int) -> dict[str, Any]:
@@ -67,10 +68,6 @@ def search(args: argparse.Namespace, strategy: str, seed: int) -> dict[str, Any]
         "wall_minutes": (max(ends) - min(t.started for t in trials)) / 60,
         "nb201": nb201_truths(NB201Space().from_string(best.arch)),
     }
-
-
-def mean_std(values: list[float]) -> str:
-    return f"{np.mean(values):.2f} ± {np.std(values, ddof=1) if len(values) > 1 else 0:.2f}"
 
 
 def main() -> None:
