@@ -17,9 +17,10 @@
 2. Its best cell is retrained with ``--seeds`` seeds (``--final-epochs`` on ``--final-subset``),
    exactly as ``nasforge train-final`` does (`final.make_trainer` and `final.train_once`).
 3. ``--seeds`` random NB201 cells (seeded), each trained once with that same final recipe.
-   Steps 2 and 3 share two one-thread worker processes. A random cell's training is kept in
-   ``benchmarks/out/search_vs_random-random-cells.json`` (by dataset, cell, seed and recipe),
-   so the next search seed's comparison reuses it instead of training the same cell again.
+   Steps 2 and 3 share ``--final-workers`` one-thread worker processes (2). A random cell's
+   training is kept in ``benchmarks/out/search_vs_random-random-cells.json`` (by dataset,
+   cell, seed and recipe), so the next search seed's comparison reuses it instead of training
+   the same cell again.
 
 ``--winner CELL`` skips step 1 and retrains ``CELL`` as the search's winner: for a search
 whose store is gone but whose winner was recorded (the configuration is rebuilt from the same
@@ -194,8 +195,10 @@ def final_trainings(
     epochs: int,
     subset: float,
     cache: RandomCellCache,
+    workers: int = 2,
 ) -> dict[str, list[dict[str, Any]]]:
-    """``(group, cell, seed)`` jobs trained on two one-thread processes; results by group.
+    """``(group, cell, seed)`` jobs trained on ``workers`` one-thread processes; results by
+    group (each training is seeded and single-threaded, so the count changes only the time).
     Jobs of the ``random`` group are taken from ``cache`` where it has them, and added to it."""
     done: dict[str, list[dict[str, Any]]] = {}
 
@@ -213,7 +216,7 @@ def final_trainings(
     jobs = todo
     started = time.perf_counter()
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         futures = {
             pool.submit(train_with_recipe, cfg, cell, seed, epochs, subset): group
             for group, cell, seed in jobs
@@ -248,6 +251,12 @@ def main() -> None:
     parser.add_argument("--search-subset", type=float, default=0.2)
     parser.add_argument("--final-epochs", type=int, default=5)
     parser.add_argument("--final-subset", type=float, default=1.0)
+    parser.add_argument(
+        "--final-workers",
+        type=int,
+        default=2,
+        help="processes of the final trainings (3 searched-cell seeds in one round: 3)",
+    )
     parser.add_argument("--store", default="benchmarks/out/search_vs_random.db")
     parser.add_argument(
         "--strategy",
@@ -293,7 +302,9 @@ def main() -> None:
     jobs = [("searched", best, seed) for seed in range(args.seeds)]
     jobs += [("random", cell, seed) for seed, cell in enumerate(randoms)]
     cache = RandomCellCache(out / "search_vs_random-random-cells.json")
-    groups = final_trainings(cfg, jobs, args.final_epochs, args.final_subset, cache)
+    groups = final_trainings(
+        cfg, jobs, args.final_epochs, args.final_subset, cache, args.final_workers
+    )
 
     ours, baseline = groups["searched"], groups["random"]
     diff = np.mean([r["test_acc"] for r in ours]) - np.mean([r["test_acc"] for r in baseline])
