@@ -6,7 +6,8 @@ and waste a draw, or loop), local search needs ``neighbours`` valid, distinct an
 starting point, stored runs need ``from_string(to_string(a)) == a``, and the sequential
 strategies (REINFORCE/PPO, MCTS, TPE, BOHB, grid) need ``decisions().decode`` to invert
 ``decisions().encode``. Every built-in space is here, with its variants (``none`` in DARTS,
-tied and growing NASNet cells, a small chain space), and two ``Custom`` spaces: the example file
+tied and growing NASNet cells, a small chain space, the mobile supernet's part of the mobile
+space), and two ``Custom`` spaces: the example file
 and one with nested conditions, numbers, booleans and a one-value choice.
 
 Where the decision encoding cannot tell isomorphic twins apart, decode(encode(a)) is compared
@@ -30,6 +31,7 @@ from nasforge.factory import make_space
 from nasforge.spaces.chain import ChainSpace
 from nasforge.spaces.custom import Choice, Custom, IntRange, load_space
 from nasforge.spaces.darts import DartsSpace
+from nasforge.spaces.mobile import MobileSupernetSpace
 from nasforge.spaces.nasnet import NASNetSpace
 
 #: random architectures per space (each from its own seed), and draws of ``mutate`` per arch
@@ -85,6 +87,7 @@ CASES: dict[str, Case] = {
     "nasnet-tied": Case(lambda: NASNetSpace(blocks=3, ops=("identity", "conv_3x3"), tied=True)),
     "nasnet-growing": Case(lambda: NASNetSpace(blocks=4), draw=_grown),  # type: ignore[arg-type]
     "mobile": Case(lambda: make_space("mobile")),
+    "mobile-supernet": Case(lambda: MobileSupernetSpace(width=0.5)),
     "chain": Case(lambda: make_space("chain")),
     "chain-small": Case(lambda: ChainSpace(input_size=8, max_layers=4)),
     "custom-example": Case(lambda: load_space(f"{EXAMPLE}:space")),
