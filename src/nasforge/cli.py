@@ -52,6 +52,14 @@ EPILOG_SEARCH = """examples:
 data is read from --data-dir or the colon-separated NASFORGE_DATA; nothing is downloaded."""
 
 
+OBJECTIVES_HELP = (
+    "what to optimise, NAME:max|min comma-separated, e.g. "
+    "val_acc:max,latency_ms/pi5/onnx/cifar100:min (the estimator's objective is val_acc or "
+    "'objective'; any other name is one of its metrics: params, the NB201 hardware metrics "
+    "...); several need --strategy nsga2, pareto-evolution, parego or random"
+)
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit status 2."""
 
@@ -170,6 +178,12 @@ def build_parser() -> Parser:
         help="an option of one compared strategy, repeatable, e.g. --option "
         "proxy-evolution:proxy_table=meco.csv --option proxy-evolution:proxy=meco",
     )
+    bench.add_argument(
+        "--objectives",
+        default=None,
+        help=OBJECTIVES_HELP + "; with several, each run is scored by the hypervolume of its "
+        "front as a fraction of the true front's (hypervolume_fraction)",
+    )
     bench.add_argument("--workers", type=positive_int, default=None, help="processes (all cores)")
     bench.add_argument("--out", default=None, help="write results JSON here (and a .png plot)")
     bench.add_argument(
@@ -188,6 +202,12 @@ def build_parser() -> Parser:
     show.add_argument("--top", type=positive_int, default=5, help="how many best trials to list")
     show.add_argument("--artifacts", default=None, metavar="DIR", help=ARTIFACTS_HELP)
     show.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    show.add_argument(
+        "--front-plot",
+        default=None,
+        metavar="FILE.png",
+        help="a run with two --objectives: draw its trials and Pareto front here",
+    )
 
     evaluate = sub.add_parser(
         "evaluate",
@@ -341,6 +361,7 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
     what.add_argument(
         "--sample", type=positive_int, default=None, help="shortcut for --option sample=N"
     )
+    what.add_argument("--objectives", default=None, help=OBJECTIVES_HELP)
     what.add_argument(
         "--max-params",
         type=positive_float,
@@ -675,6 +696,7 @@ def cmd_benchmark(args: argparse.Namespace) -> None:
         args.data_dir,
         budget_seconds=args.budget_seconds,
         table=table,
+        objectives=args.objectives,
     )
     space, estimator = space_and_estimator(setup)  # cached: compare() reuses the parsed tables
     fidelity = estimator.capabilities.fidelity_range
@@ -708,12 +730,16 @@ def cmd_show(args: argparse.Namespace) -> None:
 
     if args.run is None:
         print(list_runs(args.store, as_json=args.json))
-    else:
-        print(
-            describe_run(
-                args.store, args.run, top=args.top, as_json=args.json, artifacts=args.artifacts
-            )
+        return
+    if args.front_plot:
+        from nasforge.report.show import plot_front
+
+        sys.stderr.write(f"wrote {plot_front(args.store, args.run, args.front_plot)}\n")
+    print(
+        describe_run(
+            args.store, args.run, top=args.top, as_json=args.json, artifacts=args.artifacts
         )
+    )
 
 
 # final training and export --------------------------------------------------------------------

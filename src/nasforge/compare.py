@@ -45,6 +45,14 @@ class ComparisonSetup:
     table: tuple[tuple[str, Any], ...] | None = None
     #: strategy options by strategy name, as (name, sorted (key, value) pairs) pairs
     options: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+    #: ``--objectives`` (``name:max|min``, comma-separated); None: the estimator's objective
+    objectives: str | None = None
+
+    @property
+    def multi_objective(self) -> bool:
+        from nasforge.objectives import parse_objectives
+
+        return len(parse_objectives(self.objectives)) > 1
 
     def options_for(self, strategy: str) -> dict[str, Any]:
         """The options given for ``strategy`` (``--option STRATEGY:KEY=VALUE``), else none."""
@@ -64,10 +72,13 @@ TIME_POINTS = 60
 @lru_cache(maxsize=4)
 def space_and_estimator(setup: ComparisonSetup) -> tuple[Any, Any]:
     """One space and one (table-backed) estimator per process, shared by all its runs."""
+    from nasforge.config import hardware_implied
+
     space = factory.make_space(setup.space)
     table = None if setup.table is None else dict(setup.table)
+    hardware = ",".join(hardware_implied(setup.objectives)) or None
     estimator = factory.make_estimator(
-        "benchmark", space, setup.dataset, setup.data_dir, table=table
+        "benchmark", space, setup.dataset, setup.data_dir, table=table, hardware=hardware
     )
     return space, estimator
 
@@ -77,7 +88,12 @@ def run_one(setup: ComparisonSetup, strategy_name: str, seed: int) -> dict[str, 
     evaluation and per simulated second (cumulative cost of the finished trials)."""
     space, estimator = space_and_estimator(setup)
     strategy = factory.make_strategy(
-        strategy_name, space, seed, setup.options_for(strategy_name), estimator=estimator
+        strategy_name,
+        space,
+        seed,
+        setup.options_for(strategy_name),
+        estimator=estimator,
+        objectives=setup.objectives,
     )
     experiment = Experiment(space, strategy, estimator, setup.budget_object(), progress=False)
     started = time.perf_counter()
@@ -85,7 +101,7 @@ def run_one(setup: ComparisonSetup, strategy_name: str, seed: int) -> dict[str, 
     seconds = time.perf_counter() - started
     curve = history.anytime(setup.metric(estimator))
     key = f"best_{setup.metric(estimator)}"
-    return {
+    run = {
         "strategy": strategy_name,
         "seed": seed,
         "final": curve[-1][key],
@@ -95,6 +111,11 @@ def run_one(setup: ComparisonSetup, strategy_name: str, seed: int) -> dict[str, 
         "seconds": seconds,
         "ask_ms": 1000 * experiment.ask_seconds / max(1, len(history.trials)),
     }
+    if setup.multi_objective:
+        from nasforge.multiobjective_benchmark import front_record
+
+        run.update(front_record(setup, history, estimator))
+    return run
 
 
 def _versions() -> dict[str, str]:
@@ -122,7 +143,13 @@ def compare(
     names = ["random"] + [s for s in strategies if s != "random"]
     space, estimator = space_and_estimator(setup)
     for name in names:  # fail fast on bad names and options, before any process starts
-        factory.make_strategy(name, space, 0, setup.options_for(name), estimator=estimator)
+        factory.make_strategy(
+            name, space, 0, setup.options_for(name), estimator, objectives=setup.objectives
+        )
+    if setup.multi_objective:  # the true front, once, before the runs (they read it cached)
+        from nasforge.multiobjective_benchmark import true_front
+
+        true_front(setup)
     jobs = [(name, seed) for name in names for seed in range(seeds)]
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     bar = Progress(len(jobs), label="benchmark ", unit="runs", enabled=progress)
@@ -142,6 +169,13 @@ def compare(
     grid = _time_grid(runs)
     summary = {name: _summarise([r for r in runs if r["strategy"] == name], grid) for name in names}
     optimum = estimator.optimum() if hasattr(estimator, "optimum") else None
+    fronts: dict[str, Any] = {}
+    if setup.multi_objective:
+        from nasforge.multiobjective_benchmark import summarise_fronts
+
+        fronts = summarise_fronts(setup, runs, names)
+        for name in names:
+            summary[name].update(fronts["strategies"][name])
     return {
         "config": {
             "space": setup.space,
@@ -155,6 +189,7 @@ def compare(
             "seeds": seeds,
             "strategies": names,
             "options": {name: setup.options_for(name) for name in names if setup.options_for(name)},
+            "objectives": setup.objectives,
             "workers": workers,
             "command": " ".join(sys.argv),
         },
@@ -165,6 +200,7 @@ def compare(
         "wall_seconds": time.perf_counter() - started,
         "time_grid": grid.tolist(),
         "strategies": summary,
+        **({"pareto": fronts["pareto"]} if fronts else {}),
     }
 
 
@@ -270,6 +306,10 @@ def write_outputs(results: dict[str, Any], out: Path) -> list[Path]:
         ((name, i + 1, m, s) for name, row in rows for i, (m, s) in _pairs(row, "anytime")),
     )
     written = [out, table, curves, plot_anytime(results, out.with_suffix(".png"))]
+    if results.get("pareto") and len(results["pareto"]["objectives"]) == 2:
+        from nasforge.report.fronts import plot_benchmark_fronts
+
+        written.append(plot_benchmark_fronts(results, out.with_name(f"{out.stem}_fronts.png")))
     grid = results.get("time_grid") or []
     if grid:
         timed = out.with_name(f"{out.stem}_time.csv")
@@ -329,6 +369,8 @@ def format_table(results: dict[str, Any]) -> str:
             f"| {name} | {row['mean']:.2f} | {row['std']:.2f} | {row['min']:.2f} | "
             f"{row['max']:.2f} | {row['evaluations_mean']:.0f} |{hours} {row['ask_ms']:.3f} |"
         )
+    if results.get("pareto"):
+        lines += ["", *format_fronts(results)]
     if results.get("optimum"):
         lines.append("")
         lines.append(
@@ -338,3 +380,35 @@ def format_table(results: dict[str, Any]) -> str:
     lines.append("")
     lines.append(f"wall time {results['wall_seconds']:.1f} s")
     return "\n".join(lines)
+
+
+def format_fronts(results: dict[str, Any]) -> list[str]:
+    """The multi-objective table: hypervolume of each run's front as a fraction of the true
+    front's (mean ± std, min, max over seeds), with the reference point stated."""
+    pareto = results["pareto"]
+    names = ", ".join(f"{o['name']} ({o['direction']})" for o in pareto["objectives"])
+    reference = ", ".join(f"{v:.4g}" for v in pareto["reference_point"])
+    lines = [
+        f"objectives {names}; hypervolume reference point ({reference}): "
+        f"{pareto['reference_rule']}",
+        "",
+    ]
+    if "true_front" not in pareto:
+        lines += ["| strategy | mean hypervolume |", "|---|---:|"]
+        for name, row in results["strategies"].items():
+            lines.append(f"| {name} | {row['hypervolume_mean']:.4g} |")
+        return lines
+    lines += [
+        f"true front: {len(pareto['true_front'])} points of {pareto['architectures']:,} "
+        "architectures",
+        "",
+        "| strategy | hypervolume fraction | std | min | max |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, row in results["strategies"].items():
+        lines.append(
+            f"| {name} | {row['hypervolume_fraction']:.4f} | "
+            f"{row['hypervolume_fraction_std']:.4f} | {row['hypervolume_fraction_min']:.4f} | "
+            f"{row['hypervolume_fraction_max']:.4f} |"
+        )
+    return lines

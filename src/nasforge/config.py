@@ -75,6 +75,8 @@ class SearchPart:
     seed: int = 0
     options: Mapping[str, Any] = field(default_factory=dict)
     max_params: float | None = None
+    #: ``name:max|min`` comma-separated; None: the estimator's objective alone
+    objectives: str | None = None
     hardware: str | None = None
     table: str | None = None
     table_objective: str = "val_acc"
@@ -209,6 +211,10 @@ class RunConfig:
         s = {k: v for k, v in (search or {}).items() if v is not None}
         t = {k: v for k, v in (train or {}).items() if v is not None}
         e = {k: v for k, v in (executor or {}).items() if v is not None}
+        implied = hardware_implied(s.get("objectives"))
+        if implied:  # a hardware metric named as an objective is looked up without --hardware
+            given = [h.strip() for h in (s.get("hardware") or "").split(",") if h.strip()]
+            s["hardware"] = ",".join(dict.fromkeys([*given, *implied]))
         estimator = s.get("estimator") or (
             "benchmark" if s.get("table") or s.get("hardware") else "train"
         )
@@ -318,6 +324,17 @@ class RunConfig:
             raise ConfigError(
                 f"stored run configuration is not one nasforge reads: {err}"
             ) from None
+
+
+def hardware_implied(objectives: str | None) -> list[str]:
+    """The NB201 hardware metrics (``latency_ms/pi5/onnx/cifar100`` ...) that ``objectives``
+    names: naming one as an objective asks for it, as ``--hardware`` would."""
+    if not objectives:
+        return []
+    from nasforge.estimators.benchmarks.hardware import METRIC_NAMES
+    from nasforge.objectives import parse_objectives
+
+    return [o.name for o in parse_objectives(objectives) if o.name in METRIC_NAMES]
 
 
 def default_dataset(estimator: str) -> str:

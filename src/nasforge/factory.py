@@ -33,10 +33,17 @@ STRATEGY_CLASSES: dict[str, tuple[str, str]] = {
     "asha": ("nasforge.strategies.asha", "ASHA"),
     "bohb": ("nasforge.strategies.bohb", "BOHB"),
     "pnas": ("nasforge.strategies.pnas", "PNAS"),
+    "nsga2": ("nasforge.strategies.nsga2", "NSGA2"),
+    "pareto-evolution": ("nasforge.strategies.pareto_evolution", "ParetoEvolution"),
+    "parego": ("nasforge.strategies.parego", "ParEGO"),
 }
 STRATEGIES = tuple(STRATEGY_CLASSES)
 #: strategies that choose a fidelity, and so need an estimator that offers a range of them
 MULTI_FIDELITY = ("sh", "hyperband", "asha", "bohb")
+#: strategies that search several objectives at once (``--objectives``); random search ignores
+#: objectives altogether, so it is every comparison's baseline, multi-objective ones included
+MULTI_OBJECTIVE = ("nsga2", "pareto-evolution", "parego")
+OBJECTIVE_FREE = ("random", "grid")
 ESTIMATORS = ("benchmark", "train")
 EXECUTORS = ("auto", "inprocess", "pool", "ray")
 BENCHMARK_DATASETS = ("cifar10", "cifar100", "imagenet16-120")
@@ -117,12 +124,32 @@ def make_strategy(
     options: dict[str, Any] | None = None,
     estimator: Any = None,
     max_params: float | None = None,
+    objectives: str | None = None,
 ) -> Any:
     """A strategy by name. ``options`` are the strategy's own keyword arguments (population,
-    eta ...); multi-fidelity strategies take their fidelity range from ``estimator``."""
+    eta ...); multi-fidelity strategies take their fidelity range from ``estimator``;
+    ``objectives`` (``"val_acc:max,params:min"``) go to a multi-objective strategy, bound to
+    the estimator's objective name."""
     cls = strategy_class(name)
     kwargs = dict(options or {})
     accepted = _keyword_arguments(cls)
+    bound = bind_objectives(objectives, estimator)
+    if bound is not None and "objectives" in accepted:
+        kwargs["objectives"] = bound
+    elif bound is not None and len(bound) > 1 and name not in OBJECTIVE_FREE:
+        raise ConfigError(
+            f"strategy {name!r} optimises one objective, and --objectives names "
+            f"{len(bound)} ({bound.describe()}); strategies that search several: "
+            f"{', '.join((*MULTI_OBJECTIVE, *OBJECTIVE_FREE))}"
+        )
+    elif bound is not None and name not in OBJECTIVE_FREE:
+        only = bound.objectives[0]
+        if not (bound.is_primary(only.name) and only.direction == "max"):
+            raise ConfigError(
+                f"strategy {name!r} maximises the estimator's objective "
+                f"({bound.primary}); to optimise {only} alone use one of "
+                f"{', '.join(MULTI_OBJECTIVE)}"
+            )
     proxy = {key: kwargs.pop(key) for key in PROXY_OPTIONS if key in kwargs}
     if proxy:
         if "scorer" not in accepted:
@@ -157,6 +184,17 @@ def make_strategy(
             f"accepted: {', '.join(sorted(accepted - {'space', 'seed'}))}"
         )
     return cls(space, seed=seed, **kwargs)
+
+
+def bind_objectives(objectives: str | None, estimator: Any) -> Any:
+    """``--objectives`` text as an `Objectives` bound to the estimator's objective name
+    (None when no objectives are given)."""
+    if not objectives:
+        return None
+    from nasforge.objectives import Objectives, parse_objectives
+
+    primary = getattr(estimator, "objective_name", None) or "objective"
+    return Objectives(parse_objectives(objectives), primary)
 
 
 def make_scorer(

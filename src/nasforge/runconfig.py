@@ -37,8 +37,15 @@ def build_experiment(
     space = make_space(cfg)
     estimator = make_estimator(cfg, space, data_dir)
     strategy = factory.make_strategy(
-        search.strategy, space, search.seed, dict(search.options), estimator, search.max_params
+        search.strategy,
+        space,
+        search.seed,
+        dict(search.options),
+        estimator,
+        search.max_params,
+        search.objectives,
     )
+    check_objectives(cfg, space, estimator)
     executor = factory.make_executor(
         run.executor,
         search.estimator,
@@ -67,6 +74,21 @@ def build_experiment(
     except BaseException:
         executor.shutdown()
         raise
+
+
+def check_objectives(cfg: RunConfig, space: Any, estimator: Any) -> None:
+    """A benchmark's result for one architecture must carry every ``--objectives`` name;
+    checked on one lookup before the search (microseconds), so a misspelt metric is a
+    one-line error, not a crash after the first trial. Real training is checked when its
+    first result arrives (the experiment's strategy reads the objectives)."""
+    bound = factory.bind_objectives(cfg.search.objectives, estimator)
+    if bound is None or cfg.search.estimator != "benchmark":
+        return
+    import numpy as np
+
+    from nasforge.core import Candidate
+
+    bound.check(estimator.evaluate(Candidate(space.sample(np.random.default_rng(0)))))
 
 
 def make_space(cfg: RunConfig) -> Any:

@@ -51,6 +51,65 @@ def run_summary(
         "failures": [{"trial": t.number, "error": t.error} for t in trials if t.state == "failed"],
         **products(store, run, artifacts),
         **oneshot_summary(store, run),
+        **pareto_summary(run.config, complete),
+    }
+
+
+def pareto_summary(config: dict[str, Any], complete: list[Any]) -> dict[str, Any]:
+    """A multi-objective run's Pareto front, read from its stored trials: the non-dominated
+    architectures (each judged once, at its highest fidelity) with their objective values, and
+    the front's hypervolume against a stated reference point (the worst value of each
+    objective over the run's trials, moved out by a tenth of its range)."""
+    stored = stored_config(config)
+    text = None if stored is None else stored.search.objectives
+    if not text or not complete:
+        return {}
+    import numpy as np
+
+    from nasforge.objectives import MissingObjective, Objectives, parse_objectives
+    from nasforge.pareto import hypervolume, nadir_reference, nondominated
+
+    bound = Objectives(parse_objectives(text), config.get("objective") or "objective")
+    if len(bound) < 2:
+        return {}
+    judged = rank_architectures(
+        complete,
+        key=lambda t: t.arch,
+        fidelity=lambda t: t.fidelity,
+        objective=lambda t: t.result.objective,
+        number=lambda t: t.number,
+    )
+    try:
+        points = np.asarray([bound.minimised(t.result) for t in judged])
+    except MissingObjective as err:
+        return {"pareto": {"error": str(err)}}
+    mask = nondominated(points)
+    spread = points.max(axis=0) - points.min(axis=0)
+    reference = nadir_reference(points) + 0.1 * np.where(spread > 0, spread, 1.0)
+    signs = -np.asarray(bound.signs)
+    front = sorted(
+        (
+            {
+                "trial": t.number,
+                "arch": t.arch,
+                "values": dict(zip(bound.names, p * signs, strict=True)),
+            }
+            for t, p, keep in zip(judged, points, mask, strict=True)
+            if keep
+        ),
+        key=lambda row: row["values"][bound.names[0]] * bound.objectives[0].sign,
+    )
+    return {
+        "pareto": {
+            "objectives": bound.to_json(),
+            "front": [
+                {**row, "values": {k: float(v) for k, v in row["values"].items()}} for row in front
+            ],
+            "architectures": len(judged),
+            "hypervolume": hypervolume(points[mask], reference),
+            "reference_point": (reference * signs).tolist(),
+            "all_values": (points * signs).tolist(),
+        }
     }
 
 
@@ -149,6 +208,8 @@ def describe_run(
             f"on {done['subset']:.0%} of the data"
             + (" (kept in the store)" if done["source"] == "store" else f" ({done['source']})")
         )
+    if "pareto" in summary:
+        lines.extend(describe_pareto(summary["pareto"]))
     if "oneshot" in summary:
         lines.extend(describe_oneshot(summary["oneshot"]))
     if "export" in summary:
@@ -166,6 +227,42 @@ def describe_run(
     if summary["status"] == "interrupted":
         lines.append(f"  continue with: nasforge resume {name} --store {path}")
     return "\n".join(lines)
+
+
+def plot_front(path: str, name: str, out: str | Path) -> Path:
+    """``nasforge show RUN --front-plot FILE``: the run's trials and front (two objectives)."""
+    from nasforge.errors import ConfigError
+    from nasforge.report.fronts import plot_run_front
+
+    summary = run_summary(open_existing(path), name, top=1)
+    pareto = summary.get("pareto")
+    if not pareto or "error" in pareto or len(pareto["objectives"]) != 2:
+        raise ConfigError(
+            f"run {name!r} has no two-objective front to draw (it was not searched with two "
+            "--objectives, or its trials lack them)"
+        )
+    names = [o["name"] for o in pareto["objectives"]]
+    front = [[row["values"][n] for n in names] for row in pareto["front"]]
+    title = f"{name}: {len(front)} of {pareto['architectures']} architectures on the front"
+    return plot_run_front(pareto["all_values"], front, pareto["objectives"], title, out)
+
+
+def describe_pareto(pareto: dict[str, Any]) -> list[str]:
+    """The front as lines: one per non-dominated architecture, best first objective first."""
+    if "error" in pareto:
+        return [f"  Pareto front: not available ({pareto['error']})"]
+    names = [o["name"] for o in pareto["objectives"]]
+    over = ", ".join(f"{o['name']} ({o['direction']})" for o in pareto["objectives"])
+    reference = ", ".join(f"{v:.4g}" for v in pareto["reference_point"])
+    lines = [
+        f"  Pareto front over {over}: {len(pareto['front'])} of {pareto['architectures']} "
+        f"architectures, hypervolume {pareto['hypervolume']:.4g} (reference point "
+        f"{reference}: the trials' worst values moved out by a tenth of their range)",
+    ]
+    for row in pareto["front"]:
+        values = "  ".join(f"{name} {row['values'][name]:.4g}" for name in names)
+        lines.append(f"    #{row['trial']:<4} {values}  {row['arch']}")
+    return lines
 
 
 def describe_oneshot(brief: dict[str, Any]) -> list[str]:
