@@ -38,8 +38,15 @@ PUBLISHED = {
 }
 
 
+#: (channels, cells, resolution) of the runs whose names carry no size
+DEFAULT_SIZE = {"nb201": (8, 2, 16), "darts": (8, 5, 16)}
+
+
 def oneshot(args: argparse.Namespace, method: str, seed: int) -> dict[str, Any]:
     name = f"bench-{args.space}-{method}-seed{seed}-e{args.epochs}-s{args.subset:g}"
+    size = (args.channels, args.cells, args.resolution)
+    if size != DEFAULT_SIZE.get(args.space):  # the default size keeps the names runs were stored by
+        name += "-c{}-n{}-r{}".format(*size)
     if args.option:  # a run per option set, so a variant never reuses the default's run
         tail = "-".join(args.option)
         name += "-" + "".join(c if c.isalnum() or c in "._-" else "_" for c in tail)

@@ -18,3 +18,16 @@ def nasforge(
         timeout=timeout,
         cwd=cwd,
     )
+
+
+def assert_search_refused(tmp_path: Path, args: list[str], message: str) -> None:
+    """``nasforge search`` on the NB201 table with ``args`` fails with exit status 2 and one
+    line holding ``message``, before it writes a store."""
+    done = nasforge(
+        "search", "--estimator", "benchmark", "--budget", "5", "--store",
+        str(tmp_path / "r.db"), *args,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "r.db").exists()

@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 import pytest
-from tests.cli_run import nasforge
+from tests.cli_run import assert_search_refused, nasforge
 from tests.conftest import require_data
 
 from nasforge.pareto import hypervolume
@@ -96,11 +96,4 @@ def test_search_with_objectives_shows_its_front(tmp_path) -> None:
     ],
 )  # fmt: skip
 def test_bad_objectives_are_one_line_errors(tmp_path, args, message) -> None:
-    done = nasforge(
-        "search", "--estimator", "benchmark", "--budget", "5", "--store",
-        str(tmp_path / "r.db"), *args,
-    )  # fmt: skip
-    assert done.returncode == 2
-    assert message in done.stderr
-    assert len(done.stderr.strip().splitlines()) == 1
-    assert not (tmp_path / "r.db").exists()
+    assert_search_refused(tmp_path, args, message)

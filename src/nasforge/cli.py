@@ -29,6 +29,7 @@ from nasforge.config import (
 )
 from nasforge.errors import ConfigError, NasforgeError, NasforgeWarning
 from nasforge.executors.base import WorkersUnavailable
+from nasforge.latency.command import add_latency_table_parser, cmd_latency_table
 from nasforge.oneshot.command import add_oneshot_parser, cmd_oneshot, resume_oneshot
 from nasforge.pipeline import DEFAULT_STORE, finish
 from nasforge.runconfig import build_experiment, make_estimator, make_space
@@ -243,6 +244,7 @@ def build_parser() -> Parser:
     add_final_parsers(sub)
     add_rank_parser(sub)
     add_oneshot_parser(sub, positive_int, fraction, run_name)
+    add_latency_table_parser(sub, positive_int)
     return parser
 
 
@@ -362,6 +364,29 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
         "--sample", type=positive_int, default=None, help="shortcut for --option sample=N"
     )
     what.add_argument("--objectives", default=None, help=OBJECTIVES_HELP)
+    what.add_argument(
+        "--constraint",
+        dest="constraints",
+        action="append",
+        default=None,
+        metavar="NAME<=VALUE",
+        help="a hard limit known before training, repeatable: params, macs, latency_ms "
+        "(predicted by --latency-table), or a cost metric a benchmark looks up (e.g. "
+        "latency_ms/pi5/onnx/cifar100<=5); a limit no architecture meets is refused at once",
+    )
+    what.add_argument(
+        "--scalarize",
+        default=None,
+        metavar="KIND",
+        help="one reward from --objectives for any strategy: mnasnet:T=TARGET[,w=-0.07] "
+        "(MnasNet's ACC*(COST/T)^w), mnasnet-hard:T=TARGET, weighted:W1,W2,...",
+    )
+    what.add_argument(
+        "--latency-table",
+        default=None,
+        metavar="FILE",
+        help="latency lookup table (nasforge latency-table) for --constraint latency_ms<=MS",
+    )
     what.add_argument(
         "--max-params",
         type=positive_float,
@@ -963,6 +988,7 @@ COMMANDS = {
     "export": cmd_export,
     "rank": cmd_rank,
     "oneshot": lambda args: cmd_oneshot(args, DEFAULT_STORE),
+    "latency-table": cmd_latency_table,
 }
 
 

@@ -77,6 +77,12 @@ class SearchPart:
     max_params: float | None = None
     #: ``name:max|min`` comma-separated; None: the estimator's objective alone
     objectives: str | None = None
+    #: ``NAME<=VALUE`` limits checked before proposing (`nasforge.limits`)
+    constraints: tuple[str, ...] = ()
+    #: one reward from the objectives for a single-objective strategy (`nasforge.scalarize`)
+    scalarize: str | None = None
+    #: a latency lookup table (``nasforge latency-table``) for ``latency_ms`` limits
+    latency_table: str | None = None
     hardware: str | None = None
     table: str | None = None
     table_objective: str = "val_acc"
@@ -96,6 +102,12 @@ class SearchPart:
         if self.budget is None and self.budget_seconds is None:
             raise ConfigError("a search needs a budget: evaluations, seconds of cost, or both")
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
+        object.__setattr__(self, "constraints", tuple(self.constraints or ()))
+        if self.scalarize and not self.objectives:
+            raise ConfigError(
+                "--scalarize combines the --objectives into one reward: give --objectives "
+                "too, e.g. val_acc:max,latency_ms/pi5/onnx/cifar100:min"
+            )
 
     @property
     def training(self) -> bool:
@@ -107,7 +119,8 @@ class SearchPart:
 
     def to_json(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)} | {
-            "options": dict(self.options)
+            "options": dict(self.options),
+            "constraints": list(self.constraints),
         }
 
 
@@ -211,7 +224,7 @@ class RunConfig:
         s = {k: v for k, v in (search or {}).items() if v is not None}
         t = {k: v for k, v in (train or {}).items() if v is not None}
         e = {k: v for k, v in (executor or {}).items() if v is not None}
-        implied = hardware_implied(s.get("objectives"))
+        implied = hardware_implied(s.get("objectives"), s.get("constraints"))
         if implied:  # a hardware metric named as an objective is looked up without --hardware
             given = [h.strip() for h in (s.get("hardware") or "").split(",") if h.strip()]
             s["hardware"] = ",".join(dict.fromkeys([*given, *implied]))
@@ -326,15 +339,16 @@ class RunConfig:
             ) from None
 
 
-def hardware_implied(objectives: str | None) -> list[str]:
+def hardware_implied(objectives: str | None, constraints: Any = ()) -> list[str]:
     """The NB201 hardware metrics (``latency_ms/pi5/onnx/cifar100`` ...) that ``objectives``
-    names: naming one as an objective asks for it, as ``--hardware`` would."""
-    if not objectives:
-        return []
+    or ``constraints`` (``NAME<=VALUE``) name: naming one asks for it, as ``--hardware``
+    would."""
     from nasforge.estimators.benchmarks.hardware import METRIC_NAMES
     from nasforge.objectives import parse_objectives
 
-    return [o.name for o in parse_objectives(objectives) if o.name in METRIC_NAMES]
+    named = [o.name for o in parse_objectives(objectives)] if objectives else []
+    named += [str(c).partition("<=")[0].strip() for c in constraints or ()]
+    return [name for name in dict.fromkeys(named) if name in METRIC_NAMES]
 
 
 def default_dataset(estimator: str) -> str:

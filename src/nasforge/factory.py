@@ -125,6 +125,7 @@ def make_strategy(
     estimator: Any = None,
     max_params: float | None = None,
     objectives: str | None = None,
+    constraint: Any = None,
 ) -> Any:
     """A strategy by name. ``options`` are the strategy's own keyword arguments (population,
     eta ...); multi-fidelity strategies take their fidelity range from ``estimator``;
@@ -167,6 +168,11 @@ def make_strategy(
         # count the network the estimator trains (its size and data), not the space's default
         net = {} if estimator is None else dict(capabilities_of(estimator).build_options)
         kwargs["constraint"] = MaxParams(space, max_params, **net)
+    if constraint is not None:
+        from nasforge.strategies.constraints import AllOf
+
+        given = kwargs.get("constraint")
+        kwargs["constraint"] = constraint if given is None else AllOf([given, constraint])
     if name in MULTI_FIDELITY and "max_fidelity" not in kwargs:
         low_high = None if estimator is None else capabilities_of(estimator).fidelity_range
         if low_high is None:

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 from nasforge import factory
 from nasforge.config import RunConfig
 from nasforge.errors import ConfigError
+from nasforge.limits import make_bounds
 from nasforge.spaces.source import check_unchanged
+from nasforge.strategies.constraints import AllOf, check_reachable
 
 if TYPE_CHECKING:
     from nasforge.experiment import Budget
@@ -36,6 +38,9 @@ def build_experiment(
     search, run = cfg.search, cfg.executor
     space = make_space(cfg)
     estimator = make_estimator(cfg, space, data_dir)
+    bounds = make_bounds(
+        search.constraints, space, estimator, search.estimator == "benchmark", search.latency_table
+    )
     strategy = factory.make_strategy(
         search.strategy,
         space,
@@ -43,9 +48,11 @@ def build_experiment(
         dict(search.options),
         estimator,
         search.max_params,
-        search.objectives,
+        None if search.scalarize else search.objectives,
+        AllOf(bounds) if bounds else None,
     )
     check_objectives(cfg, space, estimator)
+    check_reachable(space, bounds)
     executor = factory.make_executor(
         run.executor,
         search.estimator,
@@ -82,8 +89,8 @@ def check_objectives(cfg: RunConfig, space: Any, estimator: Any) -> None:
     one-line error, not a crash after the first trial. Real training is checked when its
     first result arrives (the experiment's strategy reads the objectives)."""
     bound = factory.bind_objectives(cfg.search.objectives, estimator)
-    if bound is None or cfg.search.estimator != "benchmark":
-        return
+    if bound is None or cfg.search.estimator != "benchmark" or cfg.search.scalarize:
+        return  # a scalarized estimator reads its objectives with every result
     import numpy as np
 
     from nasforge.core import Candidate
@@ -130,7 +137,7 @@ def make_estimator(cfg: RunConfig, space: Any, data_dir: str | None) -> Any:
         "net": network_options(cfg, space) if search.training else {},
         **training_knobs(cfg),
     }
-    return factory.make_estimator(
+    estimator = factory.make_estimator(
         search.estimator,
         space,
         search.dataset,
@@ -140,6 +147,12 @@ def make_estimator(cfg: RunConfig, space: Any, data_dir: str | None) -> Any:
         search.hardware,
         table_options(cfg),
     )
+    if not search.scalarize:
+        return estimator
+    from nasforge.scalarize import ScalarizedEstimator, Scalarizer
+
+    bound = factory.bind_objectives(search.objectives, estimator)
+    return ScalarizedEstimator(estimator, bound, Scalarizer.parse(search.scalarize))
 
 
 #: ``Train`` keywords whose command-line flag has another name

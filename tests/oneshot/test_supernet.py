@@ -10,8 +10,9 @@ import torch.nn.functional as F
 
 from nasforge.nn.ops import make_op
 from nasforge.oneshot.command import METHOD_NAMES
-from nasforge.oneshot.methods import METHODS, FairNas, Gdas, make_method
+from nasforge.oneshot.methods import FairNas, Gdas, make_method
 from nasforge.oneshot.mixed import MixedOp, Path
+from nasforge.oneshot.registry import METHODS
 from nasforge.oneshot.supernet import NB201Supernet, make_supernet, use_batch_statistics
 from nasforge.spaces import darts as darts_space
 from nasforge.spaces import nb201

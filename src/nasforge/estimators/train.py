@@ -15,8 +15,7 @@ import math
 import numbers
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -28,6 +27,7 @@ from nasforge.data.datasets import ImageDataset, resized, split_train_val
 from nasforge.errors import ConfigError, FewStepsWarning, TrainingDiverged
 from nasforge.estimators.base import EstimatorBase, EstimatorCapabilities
 from nasforge.estimators.early_stopping import Stopper
+from nasforge.nn.profile import torch_threads
 from nasforge.spaces.base import SearchSpace
 
 #: Called after every epoch with (epoch counted from 1, mean train loss, epoch seconds);
@@ -59,20 +59,6 @@ def _positive(label: str, value: object, integer: bool = False) -> None:
     if not ok:
         kind = "whole number" if integer else "number"
         raise ConfigError(f"{label} must be a finite {kind} > 0, got {value!r}")
-
-
-@contextmanager
-def _num_threads(threads: int | None) -> Iterator[None]:
-    """Use ``threads`` intra-op threads for the block, then restore the caller's setting."""
-    if threads is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 class Train(EstimatorBase):
@@ -291,7 +277,7 @@ class Train(EstimatorBase):
         need the model, a search only its scores."""
         epochs = self._epochs(candidate)
         data = self.dataset
-        with _num_threads(self.threads), torch.random.fork_rng(devices=[]):
+        with torch_threads(self.threads), torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             model = self.space.build(candidate.arch, **self.build_options)
             if self.channels_last:

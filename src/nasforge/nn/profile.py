@@ -7,7 +7,11 @@ and biases are not counted. It is named for what it counts, because tools disagr
 NAS-Bench-201, DARTS and most NAS papers report these MACs as "MFLOPs", fvcore counts one
 fused multiply-add as one "flop" (the same number), while PyTorch's
 ``torch.utils.flop_counter`` and most hardware literature count 2 FLOPs per MAC (twice this
-number), and some profilers add batch norm and activations on top.
+number), and some profilers add batch norm and activations on top. ``count_flops`` is PyTorch's own
+counter, for those who want that convention.
+
+`time_calls` is the timing loop every latency in nasforge uses (here for eager PyTorch,
+`nasforge.latency.measure` for ONNX Runtime too), so all of them mean the same thing.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -32,8 +37,9 @@ def count_params(model: nn.Module, trainable_only: bool = True) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def _batch_shape(input_shape: Sequence[int], what: str) -> tuple[int, ...]:
-    """``(C, H, W)`` means one image: a batch of one is added. ``(N, C, H, W)`` is kept."""
+def batch_shape(input_shape: Sequence[int], what: str) -> tuple[int, ...]:
+    """``(C, H, W)`` means one image: a batch of one is added. ``(N, C, H, W)`` is kept.
+    ``what`` (the caller's name) starts the error message."""
     shape = tuple(int(s) for s in input_shape)
     if len(shape) not in (2, 3, 4) or any(s <= 0 for s in shape):
         raise ConfigError(
@@ -66,7 +72,7 @@ def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
     branches) count nothing. Convolutions done with ``torch.nn.functional`` directly, not
     through a module, are not seen.
     """
-    shape = _batch_shape(input_shape, "count_macs")
+    shape = batch_shape(input_shape, "count_macs")
     total = 0
 
     def hook(module: nn.Module, inputs: Any, output: Any) -> None:
@@ -90,6 +96,61 @@ def _counted(module: nn.Module) -> bool:
     return isinstance(module, COUNTED_LAYERS)
 
 
+def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
+    """FLOPs of one forward pass as PyTorch's ``torch.utils.flop_counter`` counts them.
+
+    Its convention: 2 FLOPs per multiply-accumulate of convolutions and matrix products
+    (``2 * count_macs`` on networks of `COUNTED_LAYERS`), nothing for batch norm, activations,
+    pooling or additions; unlike `count_macs` it also sees ``torch.nn.functional`` calls.
+    One pass in eval mode; ``input_shape`` as in `count_macs`.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    shape = batch_shape(input_shape, "count_flops")
+    was_training = model.training
+    counter = FlopCounterMode(display=False)
+    try:
+        model.eval()
+        with torch.inference_mode(), counter:
+            model(torch.zeros(shape, device=_device(model)))
+    finally:
+        model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def check_timing(what: str, threads: int | None, warmup: int, repeats: int) -> None:
+    """One-line `ConfigError` for a bad thread count, warm-up or repeat count."""
+    for label, value, low in (("warmup", warmup, 0), ("repeats", repeats, 1)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ConfigError(f"{what}: {label} must be an int >= {low}, got {value!r}")
+    if threads is not None and (
+        not isinstance(threads, int) or isinstance(threads, bool) or threads < 1
+    ):
+        raise ConfigError(f"{what}: threads must be an int >= 1 or None, got {threads!r}")
+
+
+def time_calls(
+    call: Callable[[], Any], warmup: int, repeats: int, cpu: list[float] | None = None
+) -> list[float]:
+    """Milliseconds of each of ``repeats`` calls of ``call``, after ``warmup`` untimed calls
+    (which fill caches, let allocators and runtimes settle and page in weights).
+
+    With a ``cpu`` list, each call's CPU time on the calling thread is appended to it too: on
+    a machine shared with other processes, wall time includes the time the thread waited for a
+    core and CPU time does not (with one intra-op thread all the work is on this thread)."""
+    for _ in range(warmup):
+        call()
+    times: list[float] = []
+    for _ in range(repeats):
+        start, start_cpu = time.perf_counter(), time.thread_time()
+        call()
+        end, end_cpu = time.perf_counter(), time.thread_time()
+        times.append((end - start) * 1000.0)
+        if cpu is not None:
+            cpu.append((end_cpu - start_cpu) * 1000.0)
+    return times
+
+
 def measure_latency(
     model: nn.Module,
     input_shape: Sequence[int],
@@ -106,33 +167,23 @@ def measure_latency(
     the 90th percentile are returned as ``{"median_ms": ..., "p90_ms": ...}``. The model is
     measured on a copy on the CPU, so it is left where it was, in the mode it was.
     """
-    shape = _batch_shape(input_shape, "measure_latency")
-    for label, value, low in (("warmup", warmup, 0), ("repeats", repeats, 1)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ConfigError(f"measure_latency: {label} must be an int >= {low}, got {value!r}")
-    if threads is not None and (not isinstance(threads, int) or threads < 1):
-        raise ConfigError(f"measure_latency: threads must be an int >= 1 or None, got {threads!r}")
+    shape = batch_shape(input_shape, "measure_latency")
+    check_timing("measure_latency", threads, warmup, repeats)
     device = _device(model)
     was_training = model.training
     net = model if device.type == "cpu" else _cpu_copy(model)
     x = torch.randn(shape)
     previous = torch.get_num_threads()
-    times: list[float] = []
     try:
         if threads is not None:
             torch.set_num_threads(threads)
         net.eval()
         with torch.inference_mode():
-            for _ in range(warmup):
-                net(x)
-            for _ in range(repeats):
-                start = time.perf_counter()
-                net(x)
-                times.append((time.perf_counter() - start) * 1000.0)
+            times = time_calls(lambda: net(x), warmup, repeats)
     finally:
         torch.set_num_threads(previous)
         model.train(was_training)
-    return {"median_ms": statistics.median(times), "p90_ms": _percentile(times, 90.0)}
+    return {"median_ms": statistics.median(times), "p90_ms": percentile(times, 90.0)}
 
 
 def _cpu_copy(model: nn.Module) -> nn.Module:
@@ -141,10 +192,29 @@ def _cpu_copy(model: nn.Module) -> nn.Module:
     return copy.deepcopy(model).cpu()
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: Sequence[float], q: float) -> float:
     """Linear-interpolated percentile (numpy's default method), without numpy."""
     ordered = sorted(values)
     position = (len(ordered) - 1) * q / 100.0
     low = math.floor(position)
     high = min(low + 1, len(ordered) - 1)
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+_percentile = percentile  # the name earlier code and tests import
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """``threads`` intra-op threads for a block (None: leave torch's setting), the caller's
+    setting restored after: training, latency measurement and proxies all pin threads so
+    their numbers do not depend on the rest of the machine."""
+    if threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

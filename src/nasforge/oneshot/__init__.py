@@ -8,7 +8,7 @@ from nasforge._lazy import export_lazily
 export_lazily(
     globals(),
     {
-        "METHODS": "nasforge.oneshot.methods",
+        "METHODS": "nasforge.oneshot.registry",
         "MixedOp": "nasforge.oneshot.mixed",
         "Path": "nasforge.oneshot.mixed",
         "SupernetEstimator": "nasforge.oneshot.estimator",

@@ -10,10 +10,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-#: `oneshot.methods.METHODS`' names (a test keeps the two equal), listed without importing torch
+#: `oneshot.registry.METHODS`' names (a test keeps the two equal), listed without importing torch
 METHOD_NAMES = (
     "darts", "gdas", "snas", "pc-darts", "p-darts", "beta-darts", "drnas", "darts-",
-    "spos", "fairnas", "rsws", "enas",
+    "spos", "fairnas", "rsws", "enas", "proxylessnas", "fbnet",
 )  # fmt: skip
 
 

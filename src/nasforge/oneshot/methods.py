@@ -175,6 +175,10 @@ class OneShotMethod:
     def aux_skip(self) -> float:
         return 0.0
 
+    def log_values(self) -> dict[str, float]:
+        """Method-specific numbers for the epoch's record (hardware-aware: latencies)."""
+        return {}
+
     def snapshot(self) -> list[list[float]] | None:
         """The mixing weights as plain lists, for the α trajectory."""
         if self.alpha is None:
@@ -631,26 +635,9 @@ class Enas(OneShotMethod):
         self.baseline = state["baseline"]
 
 
-METHODS: dict[str, type[OneShotMethod]] = {
-    cls.name: cls
-    for cls in (
-        Darts,
-        Gdas,
-        Snas,
-        PcDarts,
-        PDarts,
-        BetaDarts,
-        DrNas,
-        DartsMinus,
-        Spos,
-        FairNas,
-        Rsws,
-        Enas,
-    )
-}
-
-
 def method_class(name: str) -> type[OneShotMethod]:
+    from nasforge.oneshot.registry import METHODS  # it imports the methods' modules
+
     try:
         return METHODS[name]
     except KeyError:

@@ -40,7 +40,10 @@ class Path:
     ints, -1 for an edge that is off, as DARTS-space edges a genotype does not use) or None;
     ``edge``: [E] edge-normalisation weights (PC-DARTS) or None; ``aux_skip``: DARTS-'s
     auxiliary skip coefficient (0: none); ``skip_dropout``: dropout rate on ``skip_connect``
-    (P-DARTS); ``depth``: cells per stage that run (None: all).
+    (P-DARTS); ``depth``: cells per stage that run (None: all); ``active``: per edge, the
+    columns a weighted pass computes even where their weight is 0 (ProxylessNAS's binary
+    gates: the gate that is off still needs its path's output for its gradient; supernets
+    with the ``binary_gates`` feature).
     """
 
     weights: torch.Tensor | None = None
@@ -49,6 +52,7 @@ class Path:
     aux_skip: float = 0.0
     skip_dropout: float = 0.0
     depth: int | None = None
+    active: Sequence[Sequence[int]] | None = None
 
     def __post_init__(self) -> None:
         if self.weights is None and self.index is None:

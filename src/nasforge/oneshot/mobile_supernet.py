@@ -13,15 +13,19 @@ Paths:
 
 - *sampled* (SPOS, FairNAS, RSWS, ENAS, GDAS): one column per stage; the chosen chain runs to
   the chosen depth, times ``weights[e, k]`` when given (straight-through);
-- *weighted* (DARTS, SNAS, DrNAS, β-DARTS, FBNet-style Gumbel mixing): each (block, kernel)
+- *weighted* (DARTS, SNAS, DrNAS, β-DARTS, FBNet's Gumbel mixing): each (block, kernel)
   chain with any weight runs once, to the deepest delta that has weight, and the stage's output
-  is the weighted sum of the chain's outputs at each delta's depth.
+  is the weighted sum of the chain's outputs at each delta's depth;
+- *binary gates* (ProxylessNAS): weighted, with the path's ``active`` columns computed even at
+  weight 0 (the two sampled ops of a stage, one gate on, one off).
 
 Fixed, as in the ProxylessNAS and FBNet spaces (`spaces.mobile.MobileSupernetSpace`): the width
 (``width``, one of the mobile space's 0.5 / 0.75 / 1.0 / 1.25), the SE ratio (``se``) and the
 skips on. The stem, head and classifier are shared by every path. Partial channels, auxiliary
-skips and skip dropout (cell-space remedies) do not apply: ``features`` is empty, so
-PC-DARTS, DARTS- and P-DARTS refuse this supernet.
+skips and skip dropout (cell-space remedies) do not apply: ``features`` holds only
+``binary_gates`` and ``latency_table`` (per-op latencies from a lookup table:
+`oneshot.latency_model`), so PC-DARTS, DARTS- and P-DARTS refuse this supernet, and only this
+one runs ProxylessNAS and FBNet.
 """
 
 from __future__ import annotations
@@ -70,8 +74,9 @@ class MixedStage(nn.Module):
         assert path.weights is not None
         weights = path.weights[e]
         wanted: dict[int, list[tuple[int, int]]] = {}  # chain -> [(column, depth)]
+        gated = () if path.active is None else path.active[e]
         for k, (chain, depth) in enumerate(self.columns):
-            if float(weights[k].detach()) != 0:
+            if float(weights[k].detach()) != 0 or k in gated:
                 wanted.setdefault(chain, []).append((k, depth))
         if not wanted:
             raise ValueError(f"stage {e} has every mixing weight at 0: nothing to compute")
@@ -99,7 +104,7 @@ class MobileSupernet(Supernet):
     ``input_size`` < 64 keeps small images' resolution as the stand-alone network does."""
 
     uniform_edges: ClassVar[bool] = True
-    features: ClassVar[frozenset[str]] = frozenset()
+    features: ClassVar[frozenset[str]] = frozenset({"binary_gates", "latency_table"})
     #: MobileNetV2 1.0, the paper's network
     default_width: ClassVar[float] = 1.0
 

@@ -119,7 +119,20 @@ def oneshot_config(
 
 
 def _fingerprint(stored: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(stored, sort_keys=True).encode()).hexdigest()[:16]
+    """A hash of what a checkpoint was trained with. Unset values (None, empty) are left out,
+    so a later nasforge that adds a setting with an empty default (a new search option) still
+    resumes the checkpoints of an older one."""
+    compact = json.dumps(_without_unset(stored), sort_keys=True)
+    return hashlib.sha256(compact.encode()).hexdigest()[:16]
+
+
+def _without_unset(value: Any) -> Any:
+    if isinstance(value, dict):
+        kept = {k: _without_unset(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v not in (None, [], {}, ())}
+    if isinstance(value, list | tuple):
+        return [_without_unset(v) for v in value]
+    return value
 
 
 class OneShotDriver:

@@ -22,7 +22,8 @@ from nasforge.oneshot.mixed import Path
 #: what a supernet may offer beyond weighted and sampled paths (`Supernet.features`):
 #: ``partial`` channels (PC-DARTS), an ``aux_skip`` beside each edge (DARTS-), ``skip_dropout``
 #: and a shallower ``depth`` (P-DARTS), ops without parameters to count (``param_free``:
-#: collapse indicators, P-DARTS's skip cap)
+#: collapse indicators, P-DARTS's skip cap); ``binary_gates`` (ProxylessNAS: `Path.active`)
+#: and ``latency_table`` (per-op latencies for ProxylessNAS and FBNet) are the mobile supernet's
 CELL_FEATURES = frozenset({"partial", "aux_skip", "skip_dropout", "depth", "param_free"})
 
 

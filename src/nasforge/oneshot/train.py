@@ -169,6 +169,7 @@ class SupernetTrainer:
             record["temperature"] = method.temperature()
         if method.aux_skip():
             record["aux_skip"] = method.aux_skip()
+        record.update(method.log_values())
         return record
 
     def _batch(

@@ -118,8 +118,9 @@ class SeededStrategy:
 
     def propose(self, draw: Callable[[], Arch]) -> Arch:
         """Call ``draw`` until it gives a feasible architecture not proposed before, and mark
-        it seen. Duplicates are accepted after ``max_redraws`` tries (tiny or exhausted
-        spaces must not stall); infeasible ones never are."""
+        it seen. After ``max_redraws`` tries, uniform samples are tried (a tight constraint can
+        leave a parent's mutations nothing new and feasible); only then is a duplicate
+        accepted (tiny or exhausted spaces must not stall). Infeasible ones never are."""
         fallback = None
         for _ in range(self.max_redraws):
             arch = draw()
@@ -129,13 +130,15 @@ class SeededStrategy:
                 self.seen.add(arch)
                 return arch
             fallback = arch if fallback is None else fallback
-        if fallback is not None:
-            return fallback
         for _ in range(10 * self.max_redraws):
             arch = self.space.sample(self.rng)
             if self.feasible(arch):
-                self.seen.add(arch)
-                return arch
+                if arch not in self.seen:
+                    self.seen.add(arch)
+                    return arch
+                fallback = arch if fallback is None else fallback
+        if fallback is not None:
+            return fallback
         raise ConfigError(
             f"{self.name}: no feasible architecture in {11 * self.max_redraws} draws; "
             "the constraint is too strict for this space"
