@@ -396,3 +396,26 @@ def test_the_command_writes_a_table_with_progress(
     table = LatencyTable.load(out, runtime="eager")
     assert len(table.entries) == 7 and table.meta["warmup"] == 0
     assert table.ops.settings()["widths"] == [0.5] and math.isfinite(table.constant_ms)
+
+
+def test_a_table_measured_on_a_busy_machine_or_with_a_large_constant_warns() -> None:
+    from types import SimpleNamespace
+
+    from nasforge.errors import NasforgeWarning
+    from nasforge.latency.command import warn_if_unreliable
+
+    fit = {"networks": [{"sum_ms": 8.0}, {"sum_ms": 10.0}, {"sum_ms": 12.0}]}
+    calm = SimpleNamespace(
+        meta={"load": {"before": [0.5, 0.4, 0.3], "after": [0.9, 0.5, 0.3]}, "fit": fit},
+        machine={"usable_cores": 2},
+        constant_ms=0.4,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_if_unreliable(calm)  # nothing to say
+    busy = SimpleNamespace(**{**vars(calm), "meta": {**calm.meta, "load": {"after": [4.2]}}})
+    with pytest.warns(NasforgeWarning, match="busy .*load average up to 4.2 on 2 cores"):
+        warn_if_unreliable(busy)
+    skewed = SimpleNamespace(**{**vars(calm), "constant_ms": 13.8})
+    with pytest.warns(NasforgeWarning, match=r"constant \(\+13.80 ms\) is 138 %"):
+        warn_if_unreliable(skewed)

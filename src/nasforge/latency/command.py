@@ -185,6 +185,7 @@ def cmd_latency_table(args: argparse.Namespace) -> None:
         progress=ProgressLines(f"latency-table: {args.runtime}"),
     )
     table.save(out)
+    warn_if_unreliable(table)
     fit = table.meta.get("fit")
     fitted = (
         f"constant {table.constant_ms:+.3f} ms fitted on {len(fit['networks'])} networks "
@@ -199,3 +200,36 @@ def cmd_latency_table(args: argparse.Namespace) -> None:
         f"{duration(table.meta['build_seconds'])}; {fitted}; on "
         f"{describe_briefly(table.machine)}; load average {table.meta['load']}"
     )
+
+
+def warn_if_unreliable(table: Any) -> None:
+    """Say so when the numbers were measured on a busy machine, or when the fitted constant
+    carries a large share of a network's latency: whole networks then ran slower than the
+    sum of their ops (shared caches and memory bandwidth under load), and predictions made on
+    a quiet machine will be off by that much."""
+    from nasforge.errors import NasforgeWarning
+
+    loads = [v[0] for v in (table.meta.get("load") or {}).values() if v]
+    cores = int(table.machine.get("usable_cores") or table.machine.get("logical_cores") or 1)
+    if loads and max(loads) > cores:
+        warnings.warn(
+            f"the machine was busy while this table was measured (load average up to "
+            f"{max(loads):.1f} on {cores} cores); its latencies may be off: build it on an idle "
+            "machine",
+            NasforgeWarning,
+            stacklevel=2,
+        )
+    fit = table.meta.get("fit")
+    if fit:
+        sums = sorted(n["sum_ms"] for n in fit["networks"])
+        typical = sums[len(sums) // 2]
+        if typical > 0 and abs(table.constant_ms) > 0.25 * typical:
+            warnings.warn(
+                f"the fitted constant ({table.constant_ms:+.2f} ms) is "
+                f"{100 * abs(table.constant_ms) / typical:.0f} % of a typical network's summed "
+                "ops: whole networks ran at another speed than their ops (a busy or throttled "
+                "machine?); rebuild the table, or check it with "
+                "benchmarks/latency_table_error.py",
+                NasforgeWarning,
+                stacklevel=2,
+            )
