@@ -3,14 +3,15 @@ of the networks it finds, and their accuracy.
 
     python benchmarks/proxylessnas_targets.py [--targets p20,p60] [--seeds 1] [--width 0.5]
         [--resolution 16] [--epochs 5] [--subset 0.05] [--final-epochs 4] [--final-subset 0.2]
-        [--runtime eager] [--table FILE] [--store benchmarks/out/proxyless.db] [--out FILE]
+        [--runtime eager] [--table FILE] [--dataset cifar10|fashion-mnist] [--option KEY=VALUE]
+        [--store benchmarks/out/proxyless.db] [--out FILE]
 
 1. A latency table of this machine for the mobile space at ``--width`` and ``--resolution``
    (``nasforge latency-table``; built once, reused).
 2. Targets: milliseconds, or ``pNN`` = the NN-th percentile of the predicted latency of 200
    random networks of the supernet's space (that width, no SE, skips on), so a target is
    neither trivial nor impossible.
-3. Per target and seed: ``nasforge oneshot --method proxylessnas`` on CIFAR-10 at
+3. Per target and seed: ``nasforge oneshot --method proxylessnas`` on ``--dataset`` at
    ``--resolution`` (the supernet trains on ``--subset`` of each half of the training images),
    the derived network's latency predicted by the table and measured end to end with the same
    runtime, 1 thread, batch 1, and its test accuracy after ``nasforge train-final`` (seeds 0, 1).
@@ -43,13 +44,19 @@ def cli(*args: str, capture: bool = False) -> str:
     return done.stdout or ""
 
 
+#: image channels of the datasets this script searches
+CHANNELS = {"cifar10": 3, "fashion-mnist": 1}
+
+
 def latency_table(args: argparse.Namespace) -> Path:
+    channels = CHANNELS[args.dataset]
     path = Path(args.table or f"benchmarks/out/latency-table-{args.runtime}-w{args.width:g}-r"
-                f"{args.resolution}.json")  # fmt: skip
+                f"{args.resolution}-c{channels}.json")  # fmt: skip
     if not path.exists():
         size = str(args.resolution)
         cli("latency-table", "--space", "mobile", "--runtime", args.runtime, "--width",
-            f"{args.width:g}", "--input-size", size, "--out", str(path))  # fmt: skip
+            f"{args.width:g}", "--input-size", size, "--in-channels", str(channels),
+            "--out", str(path))  # fmt: skip
     return path
 
 
@@ -72,8 +79,10 @@ def resolve_targets(text: str, table: Any, width: float) -> list[tuple[str, floa
 
 
 def search(args: argparse.Namespace, table: Path, target: float, seed: int) -> str:
-    name = (f"proxyless-t{target:.4g}-seed{seed}-e{args.epochs}-s{args.subset:g}-w{args.width:g}"
-            f"-r{args.resolution}")  # fmt: skip
+    name = (f"proxyless-{args.dataset}-t{target:.4g}-seed{seed}-e{args.epochs}-s{args.subset:g}"
+            f"-w{args.width:g}-r{args.resolution}")  # fmt: skip
+    if args.option:
+        name += "-" + "-".join(o.replace("=", "_") for o in args.option)
     with Store(args.store) as store:
         run = store.find_run(name)
         status = None if run is None else run.effective_status
@@ -83,10 +92,10 @@ def search(args: argparse.Namespace, table: Path, target: float, seed: int) -> s
         cli("resume", name, "--store", args.store)
         return name
     cli("oneshot", "--method", "proxylessnas", "--space", "mobile", "--width", f"{args.width:g}",
-        "--dataset", "cifar10", "--resolution", str(args.resolution), "--epochs",
+        "--dataset", args.dataset, "--resolution", str(args.resolution), "--epochs",
         str(args.epochs), "--subset", str(args.subset), "--seed", str(seed), "--option",
         f"latency_table={table}", "--option", f"target_ms={target:.6g}", "--store", args.store,
-        "--name", name)  # fmt: skip
+        "--name", name, *[x for o in args.option for x in ("--option", o)])  # fmt: skip
     return name
 
 
@@ -94,6 +103,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--targets", default="p20,p60")
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--dataset", default="cifar10", choices=sorted(CHANNELS))
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a ProxylessNAS option, e.g. arch_every=1")  # fmt: skip
     parser.add_argument("--width", type=float, default=0.5)
     parser.add_argument("--resolution", type=int, default=16)
     parser.add_argument("--epochs", type=int, default=5)
@@ -133,7 +145,7 @@ def main() -> None:
                 "search_minutes": record.get("train_seconds", 0) / 60,
             })  # fmt: skip
             print(rows[-1], flush=True)
-    print(f"\nProxylessNAS, mobile space width {args.width:g}, CIFAR-10 at {args.resolution}x"
+    print(f"\nProxylessNAS, mobile space width {args.width:g}, {args.dataset} at {args.resolution}x"
           f"{args.resolution}, {args.epochs} epochs on {args.subset:g} of each half; latency "
           f"{table.runtime}, 1 thread, batch 1 on this machine")  # fmt: skip
     print("| target | seed | predicted ms | measured ms | error | test acc | network |")
