@@ -140,3 +140,17 @@ def test_smallest_latency_in_the_message_is_the_tables() -> None:
         check_reachable(space, [bound])
     assert f"is {min(pi5_latency_by_cell().values()):.4g}" in str(err.value)
     assert not math.isinf(bound.value(space.sample(__import__("numpy").random.default_rng(1))))
+
+
+def test_a_scalarized_training_estimator_still_gets_proxy_scores() -> None:
+    """The default real-training search (proxy-evolution with MeCo) scores cells on the
+    training images of the estimator a --scalarize wrapper holds."""
+    from nasforge import factory
+    from nasforge.spaces.nb201 import NB201Space
+
+    space = NB201Space()
+    train = factory.make_estimator("train", space, "digits", train_options={"epochs": 1})
+    bound = Objectives(parse_objectives("val_acc:max,params:min"), train.objective_name)
+    wrapped = ScalarizedEstimator(train, bound, Scalarizer.parse("mnasnet:T=100000"))
+    strategy = factory.make_strategy("proxy-evolution", space, 0, {"proxy": "meco"}, wrapped)
+    assert strategy.scorer.dataset_name == train.dataset.name == "digits"

@@ -239,6 +239,7 @@ def make_scorer(
         from nasforge.estimators.proxies import ProxyTable
 
         return ProxyTable(str(proxy_table), names[0], space=space)
+    estimator = getattr(estimator, "inner", estimator)  # a --scalarize wrapper scores the same data
     if getattr(estimator, "name", None) != "train":
         what = "no estimator" if estimator is None else f"the {estimator.name} estimator"
         raise ConfigError(
