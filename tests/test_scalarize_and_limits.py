@@ -154,3 +154,17 @@ def test_a_scalarized_training_estimator_still_gets_proxy_scores() -> None:
     wrapped = ScalarizedEstimator(train, bound, Scalarizer.parse("mnasnet:T=100000"))
     strategy = factory.make_strategy("proxy-evolution", space, 0, {"proxy": "meco"}, wrapped)
     assert strategy.scorer.dataset_name == train.dataset.name == "digits"
+
+
+def test_final_training_of_a_scalarized_run_trains_the_wrapped_estimator() -> None:
+    """A --scalarize run picks its winner by reward; final training then measures test
+    accuracy with the plain training estimator underneath."""
+    from nasforge.config import RunConfig
+    from nasforge.estimators.train import Train
+    from nasforge.final import make_trainer
+
+    cfg = RunConfig.create(
+        {"dataset": "digits", "objectives": "val_acc:max,params:min", "scalarize": "mnasnet:T=1e5"}
+    )
+    _, trainer = make_trainer(cfg, seed=0, epochs=1, subset=0.5, data_dir=None)
+    assert isinstance(trainer, Train) and trainer.score_test

@@ -242,6 +242,7 @@ def make_trainer(
     cfg = cfg.with_search(seed=seed).with_train(epochs=epochs, subset=subset)
     space = runconfig.make_space(cfg)
     estimator = runconfig.make_estimator(cfg, space, data_dir)
+    estimator = getattr(estimator, "inner", estimator)  # a --scalarize wrapper: train its Train
     if not isinstance(estimator, Train):
         raise ConfigError(
             f"final training needs the train estimator; the run's configuration makes "
