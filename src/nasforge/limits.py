@@ -41,8 +41,8 @@ def make_bounds(
     net = {} if estimator is None else dict(capabilities_of(estimator).build_options)
     for text in texts:
         name, limit = parse_bound(text)
-        bounds.append(MetricBound(name, limit, *_measure(name, space, estimator, net, lookup,
-                                                         latency_table)))  # fmt: skip
+        measure, how = _measure(name, space, estimator, net, lookup, latency_table)
+        bounds.append(MetricBound(name, limit, measure, how))
     return bounds
 
 
