@@ -35,6 +35,8 @@ from oneshot_search import mean_std  # the benchmarks folder is the script's own
 def search(args: argparse.Namespace, strategy: str, seed: int) -> dict[str, Any]:
     """One stored search; its winner, trial count and training minutes."""
     name = f"baseline-{strategy}-seed{seed}-m{args.minutes:g}-e{args.epochs}"
+    if args.subset != 0.1:  # runs at the default share keep the names they were stored by
+        name += f"-s{args.subset:g}"
     with Store(args.store) as store:
         run = store.find_run(name)
         status = None if run is None else run.effective_status
