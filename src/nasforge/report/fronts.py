@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from nasforge.report.plots import save_figure
+
 
 def _pyplot() -> Any:
     import matplotlib
@@ -69,11 +71,7 @@ def plot_benchmark_fronts(results: dict[str, Any], path: str | Path) -> Path:
     curve_ax.set_ylim(0.8, 1.005)
     curve_ax.legend(loc="lower right", fontsize="small")
     curve_ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_run_front(
@@ -102,8 +100,4 @@ def plot_run_front(
     ax.set_title(title)
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

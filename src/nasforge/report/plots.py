@@ -67,6 +67,13 @@ def _plot(results: dict[str, Any], path: str | Path, prefix: str, xlabel: str) -
     else:
         ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def save_figure(fig: Any, path: str | Path) -> Path:
+    """Lay out, write (PNG, 120 dpi) and close a figure: every nasforge plot ends so."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=120)
