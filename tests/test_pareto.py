@@ -105,3 +105,5 @@ def test_nadir_reference() -> None:
     points = np.array([[0.0, 10.0], [2.0, 4.0]])
     assert nadir_reference(points).tolist() == [2.0, 10.0]
     assert nadir_reference(points, margin=0.5).tolist() == [3.0, 13.0]
+    same = np.array([[1.0, 5.0], [1.0, 7.0]])  # no range on the first objective: a unit step
+    assert nadir_reference(same, margin=0.1) == pytest.approx([1.1, 7.2])

@@ -242,7 +242,7 @@ def _time_grid(runs: list[dict[str, Any]]) -> np.ndarray:
     return np.geomspace(min(starts), max(ends), TIME_POINTS)
 
 
-def _padded(curves: list[list[float]]) -> np.ndarray:
+def pad_curves(curves: list[list[float]]) -> np.ndarray:
     """Runs stopped by a time budget have different lengths; after its last trial a run keeps
     its incumbent, so each curve is extended with its last value."""
     longest = max(len(c) for c in curves)
@@ -262,7 +262,7 @@ def _on_time_grid(run: dict[str, Any], grid: np.ndarray) -> np.ndarray:
 
 def _summarise(runs: list[dict[str, Any]], grid: np.ndarray) -> dict[str, Any]:
     finals = np.array([r["final"] for r in runs], dtype=float)
-    curves = _padded([r["curve"] for r in runs])
+    curves = pad_curves([r["curve"] for r in runs])
     timed = np.array([_on_time_grid(r, grid) for r in runs]) if len(grid) else np.zeros((0, 0))
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns before any result

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nasforge import factory
-from nasforge.pareto import hypervolume, nondominated
+from nasforge.compare import ComparisonSetup, pad_curves, space_and_estimator
+from nasforge.pareto import hypervolume, nadir_reference, nondominated
 
 if TYPE_CHECKING:
-    from nasforge.compare import ComparisonSetup
     from nasforge.history import History
 
 #: how far beyond the true front's worst values the reference point lies (fraction of range)
@@ -31,8 +31,6 @@ MAX_ENUMERATED = 1_000_000
 
 
 def _objectives(setup: ComparisonSetup) -> Any:
-    from nasforge.compare import space_and_estimator
-
     _, estimator = space_and_estimator(setup)
     return factory.bind_objectives(setup.objectives, estimator)
 
@@ -41,7 +39,6 @@ def _objectives(setup: ComparisonSetup) -> Any:
 def true_front(setup: ComparisonSetup) -> dict[str, Any] | None:
     """``{"points": all-minimised front vectors, "reference": ..., "hypervolume": ...}`` from
     every architecture of the space; None when the space cannot be listed."""
-    from nasforge.compare import space_and_estimator
     from nasforge.core import Candidate
 
     space, estimator = space_and_estimator(setup)
@@ -57,8 +54,7 @@ def true_front(setup: ComparisonSetup) -> dict[str, Any] | None:
         [bound.minimised(estimator.evaluate(Candidate(arch))) for arch in space.enumerate()]
     )
     front = np.unique(points[nondominated(points)], axis=0)
-    worst, best = front.max(axis=0), front.min(axis=0)
-    reference = worst + REFERENCE_MARGIN * np.where(worst > best, worst - best, 1.0)
+    reference = nadir_reference(front, REFERENCE_MARGIN)
     return {
         "points": front,
         "reference": reference,
@@ -95,8 +91,7 @@ def summarise_fronts(
     truth = true_front(setup)
     if truth is None:  # a reference from the runs' own points, stated as such
         every = np.vstack([np.asarray(r["points"]) for r in runs if r["points"]])
-        worst, best = every.max(axis=0), every.min(axis=0)
-        reference = worst + REFERENCE_MARGIN * np.where(worst > best, worst - best, 1.0)
+        reference = nadir_reference(every, REFERENCE_MARGIN)
     else:
         reference = truth["reference"]
     strategies: dict[str, Any] = {}
@@ -108,7 +103,7 @@ def summarise_fronts(
         median = mine[int(order[len(order) // 2])]
         if truth is not None:
             fractions = volumes / truth["hypervolume"]
-            curves = np.asarray(_padded([r["hv_curve"] for r in mine]))
+            curves = pad_curves([r["hv_curve"] for r in mine])
             row |= {
                 "hypervolume_fraction": float(fractions.mean()),
                 "hypervolume_fraction_std": float(fractions.std(ddof=1)) if len(mine) > 1 else 0.0,
@@ -141,8 +136,3 @@ def summarise_fronts(
             "architectures": truth["architectures"],
         }
     return {"strategies": strategies, "pareto": pareto}
-
-
-def _padded(curves: list[list[float]]) -> list[list[float]]:
-    longest = max(len(c) for c in curves)
-    return [list(c) + [c[-1] if c else 0.0] * (longest - len(c)) for c in curves]

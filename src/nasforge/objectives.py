@@ -14,7 +14,7 @@ hypervolume code works in.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,7 +153,3 @@ class Objectives:
 
     def to_json(self) -> list[dict[str, str]]:
         return [{"name": o.name, "direction": o.direction} for o in self.objectives]
-
-
-def objectives_from_json(data: Iterable[Mapping[str, str]], primary: str) -> Objectives:
-    return Objectives(tuple(Objective(d["name"], d["direction"]) for d in data), primary)

@@ -92,10 +92,10 @@ def hypervolume(points: Any, reference: Sequence[float]) -> float:
 
 def nadir_reference(points: Any, margin: float = 0.0) -> np.ndarray:
     """The worst value of each objective over ``points`` (minimisation), moved out by
-    ``margin`` of each objective's range: the reference point when the whole set of
-    attainable values is known (a tabular benchmark)."""
+    ``margin`` of each objective's range (of 1 where all points agree), so every point of the
+    set adds volume: the reference point of a front."""
     array = as_points(points)
     if len(array) == 0:
         raise ConfigError("a reference point needs at least one point")
     worst, best = array.max(axis=0), array.min(axis=0)
-    return worst + margin * (worst - best)
+    return worst + margin * np.where(worst > best, worst - best, 1.0)

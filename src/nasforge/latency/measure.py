@@ -47,6 +47,7 @@ from nasforge.nn.profile import (
     count_flops,
     count_macs,
     count_params,
+    cpu_model,
     percentile,
     time_calls,
     torch_threads,
@@ -233,7 +234,7 @@ def measure(
     if threads is None:
         raise ConfigError("measure: threads must be an int >= 1, got None")
     check_timing("measure", threads, warmup, repeats)
-    net = model if _on_cpu(model) else _cpu_copy(model)
+    net = cpu_model(model)
     x = torch.randn(shape)
     before = load_average()
     cpu: list[float] = []
@@ -254,17 +255,6 @@ def measure(
         load=load,
         cpu=cpu,
     )
-
-
-def _on_cpu(model: nn.Module) -> bool:
-    first = next(model.parameters(), None)
-    return first is None or first.device.type == "cpu"
-
-
-def _cpu_copy(model: nn.Module) -> nn.Module:
-    import copy
-
-    return copy.deepcopy(model).cpu()
 
 
 class _LiveTensors(TorchDispatchMode):
@@ -319,7 +309,7 @@ def peak_activation_bytes(model: nn.Module, input_shape: Sequence[int]) -> int:
     reuse or fuse them differently.
     """
     shape = batch_shape(input_shape, "peak_activation_bytes")
-    net = model if _on_cpu(model) else _cpu_copy(model)
+    net = cpu_model(model)
     weights = {t.untyped_storage().data_ptr() for t in (*net.parameters(), *net.buffers())}
     with eval_mode(net), torch.inference_mode():
         x = torch.zeros(shape)

@@ -169,24 +169,23 @@ def measure_latency(
     """
     shape = batch_shape(input_shape, "measure_latency")
     check_timing("measure_latency", threads, warmup, repeats)
-    device = _device(model)
     was_training = model.training
-    net = model if device.type == "cpu" else _cpu_copy(model)
+    net = cpu_model(model)
     x = torch.randn(shape)
-    previous = torch.get_num_threads()
     try:
-        if threads is not None:
-            torch.set_num_threads(threads)
         net.eval()
-        with torch.inference_mode():
+        with torch_threads(threads), torch.inference_mode():
             times = time_calls(lambda: net(x), warmup, repeats)
     finally:
-        torch.set_num_threads(previous)
         model.train(was_training)
     return {"median_ms": statistics.median(times), "p90_ms": percentile(times, 90.0)}
 
 
-def _cpu_copy(model: nn.Module) -> nn.Module:
+def cpu_model(model: nn.Module) -> nn.Module:
+    """``model`` itself when it is on the CPU, else a CPU copy (left where it was): latency
+    here is CPU latency."""
+    if _device(model).type == "cpu":
+        return model
     import copy
 
     return copy.deepcopy(model).cpu()

@@ -84,8 +84,7 @@ def pareto_summary(config: dict[str, Any], complete: list[Any]) -> dict[str, Any
     except MissingObjective as err:
         return {"pareto": {"error": str(err)}}
     mask = nondominated(points)
-    spread = points.max(axis=0) - points.min(axis=0)
-    reference = nadir_reference(points) + 0.1 * np.where(spread > 0, spread, 1.0)
+    reference = nadir_reference(points, margin=0.1)
     signs = -np.asarray(bound.signs)
     front = sorted(
         (
