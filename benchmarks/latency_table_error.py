@@ -4,24 +4,24 @@ PyTorch eager and ONNX Runtime").
 
     python benchmarks/latency_table_error.py [--runtimes eager,onnxruntime] [--networks 50]
         [--threads 1] [--batch 1] [--input-size 32] [--width 1.0] [--repeats 50] [--warmup 10]
-        [--fit-networks 10] [--seed 1000] [--table FILE ...] [--accept-foreign-table]
+        [--fit-networks 20] [--seed 1000] [--table FILE ...] [--accept-foreign-table]
         [--out benchmarks/out/latency_table_error.json]
 
 For each runtime: a table is built (`LatencyTable.build`, as ``nasforge latency-table`` does;
 saved as ``benchmarks/out/latency_table_<runtime>_w<width>_s<size>.json``) or loaded with
 ``--table`` (its runtime read from the file; refused when it is another machine's, unless
 ``--accept-foreign-table``). Then ``--networks`` random mobile-space networks (seeded by
-``--seed``, the width drawn from those the table covers; none of the networks the constant
-was fitted on) are each measured end to end (`latency.measure.measure`, the same threads,
-batch, warm-up and repeats) and predicted by the table. Printed per runtime: MAPE, Spearman ρ
+``--seed``, the width drawn from those the table covers; none of the networks the table was
+fitted on) are each measured end to end (`latency.measure.measure`, the same threads, batch,
+warm-up and repeats) and predicted by the table. Printed per runtime: MAPE, Spearman ρ
 (and Kendall τ), the worst error, the table's size and build time, and the load average. On a
 machine shared with other processes the wall time of a run includes the time its thread waited
 for a core, so the same errors are also given in CPU time of the measuring thread
 (``predict(arch, clock="cpu")`` against the measured CPU medians), with the share of wall time
 spent waiting ("waiting %"). A shared machine's speed also drifts over minutes (other
 processes' memory traffic, the host's clock), which CPU time does not show: the networks the
-constant was fitted on are measured again after the test networks ("drift %": their change
-since the table was built) and the MAPE with the constant refitted on those ("MAPE % refit
+scale and constant were fitted on are measured again after the test networks ("drift %": their
+change since the table was built) and the MAPE with both refitted on those ("MAPE % refit
 now") separates the table's error from the drift. Measures, does not assert.
 """
 
@@ -51,7 +51,7 @@ def _args() -> argparse.Namespace:
     p.add_argument("--width", default="1.0", help="widths a built table covers (or all)")
     p.add_argument("--repeats", type=int, default=50)
     p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--fit-networks", type=int, default=10)
+    p.add_argument("--fit-networks", type=int, default=20)
     p.add_argument("--seed", type=int, default=1000, help="seed of the measured networks")
     p.add_argument("--table", action="append", default=[], help="a table file to use")
     p.add_argument("--accept-foreign-table", action="store_true")
@@ -96,7 +96,7 @@ def _table(runtime: str, args: argparse.Namespace, given: dict[str, Path]) -> An
 
 
 def _networks(table: Any, n: int, seed: int) -> list[Any]:
-    """``n`` distinct random networks, none of those the table's constant was fitted on."""
+    """``n`` distinct random networks, none of those the table was fitted on."""
     fitted = {f["arch"] for f in table.meta.get("fit", {}).get("networks", [])}
     rng = np.random.default_rng(seed)
     archs: dict[str, Any] = {}
@@ -109,9 +109,11 @@ def _networks(table: Any, n: int, seed: int) -> list[Any]:
 
 
 def _drift(table: Any, args: argparse.Namespace) -> dict[str, Any]:
-    """The networks the constant was fitted on, measured again now, beside the test networks:
-    how much this machine's speed moved since the table was built (a shared machine's does),
-    and the constant a fit now would give."""
+    """The networks the scale and constant were fitted on, measured again now, beside the test
+    networks: how much this machine's speed moved since the table was built (a shared
+    machine's does), and the scale and constant a fit now would give."""
+    from nasforge.latency.table import affine_fit
+
     fit = table.meta["fit"]["networks"]
     archs = [table.ops.from_string(n["arch"]) for n in fit]
     again = table.measure_networks(archs, args.warmup, args.repeats)
@@ -122,7 +124,8 @@ def _drift(table: Any, args: argparse.Namespace) -> dict[str, Any]:
         "fit_networks_then_ms": then,
         "fit_networks_now_ms": now,
         "change_percent": 100.0 * (sum(now) / sum(then) - 1.0),
-        "constant_now_ms": statistics.fmean(t - s for t, s in zip(now, sums, strict=True)),
+        "scale_now": (fit_now := affine_fit(sums, now))[0],
+        "constant_now_ms": fit_now[1],
     }
 
 
@@ -143,7 +146,8 @@ def evaluate(runtime: str, args: argparse.Namespace, given: dict[str, Path]) -> 
     times = [m.median_ms for m in measured]
     errors = [abs(p - t) / t * 100.0 for p, t in zip(predicted, times, strict=True)]
     drift = _drift(table, args)
-    refitted = [p - table.constant_ms + drift["constant_now_ms"] for p in predicted]
+    sums = [(p - table.constant_ms) / table.scale for p in predicted]
+    refitted = [drift["scale_now"] * x + drift["constant_now_ms"] for x in sums]
     cpu_predicted = [table.predict(a, clock="cpu") for a in archs]
     cpu_times = [m.cpu_median_ms for m in measured]
     return {
@@ -165,6 +169,7 @@ def evaluate(runtime: str, args: argparse.Namespace, given: dict[str, Path]) -> 
         "table_seconds_here": round(built, 1),
         "table_timing": table.meta.get("timing"),
         "constant_ms": table.constant_ms,
+        "scale": table.scale,
         "overhead_ms": table.overhead_ms,
         "fit_mape_percent": table.meta.get("fit", {}).get("mape_percent"),
         "measured_ms": {"min": min(times), "median": statistics.median(times), "max": max(times)},

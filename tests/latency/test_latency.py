@@ -183,6 +183,38 @@ def test_a_prediction_is_the_sum_of_the_files_entries_plus_the_fitted_constant(
         table.predict(archs[0], clock="gpu")
 
 
+def test_with_five_or_more_networks_a_scale_is_fitted_as_well_as_the_constant() -> None:
+    """The scale and constant against scipy's own least-squares line through the fitted
+    networks the file records, and predictions against that line applied to the file's
+    entries."""
+    from scipy import stats
+
+    ops = MobileOps((0.5,), SIZE)
+    archs = [_arch(0.5, 100 + seed) for seed in range(6)]
+    only = [op for arch in archs for op in ops.ops(arch)]
+    table = LatencyTable.build(ops, "eager", only=only, fit_networks=0, **FAST)
+    table.fit(archs, table.measure_networks(archs, **FAST))
+    data = table.to_json()
+    fitted = data["fit"]["networks"]
+    line = stats.linregress([f["sum_ms"] for f in fitted], [f["measured_ms"] for f in fitted])
+    if line.slope > 0:
+        assert data["scale"] == pytest.approx(line.slope)
+        assert data["constant_ms"] == pytest.approx(line.intercept, abs=1e-9)
+    else:  # a degenerate line falls back to the mean residual
+        assert data["scale"] == 1.0
+    entries = {key: value["ms"] for key, value in data["entries"].items()}
+    for arch in archs:
+        summed = sum(entries[op.key] for op in ops.ops(arch))
+        assert table.predict(arch) == pytest.approx(data["scale"] * summed + data["constant_ms"])
+    # a file without a scale (written before it existed) predicts with scale 1
+    older = {k: v for k, v in data.items() if k not in ("scale", "cpu_scale")}
+    plain = LatencyTable.from_json(older)
+    assert plain.scale == 1.0
+    assert plain.predict(archs[0]) == pytest.approx(
+        sum(entries[op.key] for op in ops.ops(archs[0])) + data["constant_ms"]
+    )
+
+
 def _from(text: str) -> mobile.MobileArch:
     return mobile.from_string(text)
 
@@ -405,17 +437,25 @@ def test_a_table_measured_on_a_busy_machine_or_with_a_large_constant_warns() -> 
     from nasforge.latency.command import warn_if_unreliable
 
     fit = {"networks": [{"sum_ms": 8.0}, {"sum_ms": 10.0}, {"sum_ms": 12.0}]}
-    calm = SimpleNamespace(
-        meta={"load": {"before": [0.5, 0.4, 0.3], "after": [0.9, 0.5, 0.3]}, "fit": fit},
-        machine={"usable_cores": 2},
-        constant_ms=0.4,
-    )
+
+    def table(scale: float, constant_ms: float, load: dict) -> SimpleNamespace:
+        return SimpleNamespace(
+            meta={"load": load, "fit": fit},
+            machine={"usable_cores": 2},
+            scale=scale,
+            constant_ms=constant_ms,
+            calibrate=lambda summed: scale * summed + constant_ms,
+        )
+
+    quiet = {"before": [0.5, 0.4, 0.3], "after": [0.9, 0.5, 0.3]}
+    calm = table(1.05, 0.4, quiet)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         warn_if_unreliable(calm)  # nothing to say
-    busy = SimpleNamespace(**{**vars(calm), "meta": {**calm.meta, "load": {"after": [4.2]}}})
     with pytest.warns(NasforgeWarning, match="busy .*load average up to 4.2 on 2 cores"):
-        warn_if_unreliable(busy)
-    skewed = SimpleNamespace(**{**vars(calm), "constant_ms": 13.8})
-    with pytest.warns(NasforgeWarning, match=r"constant \(\+13.80 ms\) is 138 %"):
-        warn_if_unreliable(skewed)
+        warn_if_unreliable(table(1.05, 0.4, {"after": [4.2]}))
+    # the typical (median) summed network is 10 ms: 1 x 10 + 13.8 is 138 % above it
+    with pytest.warns(NasforgeWarning, match=r"scale 1.00 and constant \+13.80 ms move .* \+138 %"):
+        warn_if_unreliable(table(1.0, 13.8, quiet))
+    with pytest.warns(NasforgeWarning, match=r"scale 0.60 and constant \+0.00 ms move .* -40 %"):
+        warn_if_unreliable(table(0.6, 0.0, quiet))

@@ -42,11 +42,12 @@ def add_latency_table_parser(sub: Any, positive_int: Any) -> None:
         help="measure every op of a space once on this machine: a latency lookup table",
         description="Measure each operation of the space at every shape it occurs in (mobile: "
         "block, kernel, SE, channels, stride, resolution, residual; stem, head, classifier), "
-        "once, on this machine with the given runtime, threads and batch size; fit one constant "
-        "on --fit-networks random networks measured end to end; write the table as JSON. A "
-        "network's predicted latency is the sum of its ops plus that constant (ProxylessNAS, "
-        "FBNet). The table is keyed by the machine and runtime: it is refused on another. "
-        "Mobile at one width is 633 ops: under a minute with eager, ~3 with onnxruntime.",
+        "once, on this machine with the given runtime, threads and batch size; fit a scale and "
+        "a constant on --fit-networks random networks measured end to end; write the table as "
+        "JSON. A network's predicted latency is the sum of its ops (ProxylessNAS, FBNet) times "
+        "that scale plus that constant. The table is keyed by the machine and runtime: it is "
+        "refused on another. Mobile at one width is 633 ops: under a minute with eager, ~3 "
+        "with onnxruntime.",
     )
     p.add_argument("--space", default="mobile", help=f"one of: {', '.join(TABLE_SPACE_NAMES)}")
     p.add_argument("--runtime", required=True, help=" or ".join(RUNTIME_NAMES))
@@ -67,8 +68,9 @@ def add_latency_table_parser(sub: Any, positive_int: Any) -> None:
     p.add_argument(
         "--fit-networks",
         type=_count,
-        default=10,
-        help="random networks measured end to end to fit the constant (10; 0: none)",
+        default=20,
+        help="random networks measured end to end to fit the scale and constant (20; under 5: "
+        "the constant only; 0: neither)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the networks fitted on (0)")
 
@@ -188,10 +190,11 @@ def cmd_latency_table(args: argparse.Namespace) -> None:
     warn_if_unreliable(table)
     fit = table.meta.get("fit")
     fitted = (
-        f"constant {table.constant_ms:+.3f} ms fitted on {len(fit['networks'])} networks "
+        f"scale {table.scale:.3f} and constant {table.constant_ms:+.3f} ms fitted on "
+        f"{len(fit['networks'])} networks "
         f"(their MAPE {fit['mape_percent']:.1f} %)"
         if fit
-        else "no constant fitted (--fit-networks 0)"
+        else "no scale or constant fitted (--fit-networks 0)"
     )
     print(
         f"wrote {out}: {count} ops of the {args.space} space "
@@ -203,10 +206,10 @@ def cmd_latency_table(args: argparse.Namespace) -> None:
 
 
 def warn_if_unreliable(table: Any) -> None:
-    """Say so when the numbers were measured on a busy machine, or when the fitted constant
-    carries a large share of a network's latency: whole networks then ran slower than the
-    sum of their ops (shared caches and memory bandwidth under load), and predictions made on
-    a quiet machine will be off by that much."""
+    """Say so when the numbers were measured on a busy machine, or when the fitted scale and
+    constant move a typical network's prediction far from the sum of its ops: whole networks
+    then ran at another speed than their ops (shared caches and memory bandwidth under load),
+    and predictions made on a quiet machine will be off by that much."""
     from nasforge.errors import NasforgeWarning
 
     loads = [v[0] for v in (table.meta.get("load") or {}).values() if v]
@@ -223,11 +226,12 @@ def warn_if_unreliable(table: Any) -> None:
     if fit:
         sums = sorted(n["sum_ms"] for n in fit["networks"])
         typical = sums[len(sums) // 2]
-        if typical > 0 and abs(table.constant_ms) > 0.25 * typical:
+        shift = table.calibrate(typical) - typical
+        if typical > 0 and abs(shift) > 0.25 * typical:
             warnings.warn(
-                f"the fitted constant ({table.constant_ms:+.2f} ms) is "
-                f"{100 * abs(table.constant_ms) / typical:.0f} % of a typical network's summed "
-                "ops: whole networks ran at another speed than their ops (a busy or throttled "
+                f"the fitted scale {table.scale:.2f} and constant {table.constant_ms:+.2f} ms "
+                f"move a typical network's summed ops by {100 * shift / typical:+.0f} %: "
+                "whole networks ran at another speed than their ops (a busy or throttled "
                 "machine?); rebuild the table, or check it with "
                 "benchmarks/latency_table_error.py",
                 NasforgeWarning,

@@ -72,12 +72,11 @@ def mobile_latency_model(net: Any, path: str) -> LatencyModel:
         for name in OPS:
             block, kernel, delta = _CHOICE[name]
             depth = max(1, mobile.BASE_STAGES[e][2] + delta)
-            row.append(
-                sum(
-                    table.layer_ms(replace(layer, block=block, kernel=kernel), at)
-                    for layer, at in zip(layers[:depth], sides, strict=False)
-                )
+            summed = sum(
+                table.layer_ms(replace(layer, block=block, kernel=kernel), at)
+                for layer, at in zip(layers[:depth], sides, strict=False)
             )
+            row.append(table.scale * summed)  # the table's fitted scale applies to every op
         rows.append(row)
         side = sides[-1] if len(layers) > 1 else math.ceil(side / layers[0].stride)
     matrix = torch.tensor(rows, dtype=torch.float32)

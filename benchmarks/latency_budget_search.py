@@ -1,0 +1,209 @@
+"""The most accurate network under a latency budget on this CPU, against MobileNetV2 scaled to
+the same latency (#15: "Best under a latency budget on this CPU").
+
+    python benchmarks/latency_budget_search.py [--dataset fashion-mnist] [--baseline-width 0.5]
+        [--runtime eager] [--strategy evolution] [--budget 16] [--epochs 2] [--subset 0.05]
+        [--final-epochs 4] [--final-subset 0.2] [--seeds 3] [--lr 0.1]
+        [--store benchmarks/out/latency_budget.db] [--out benchmarks/out/latency_budget.json]
+
+1. A latency table of this machine for the mobile space at every width, at the dataset's
+   native resolution (``nasforge latency-table --width all``; built once, reused).
+2. The baseline: MobileNetV2 (``spaces.mobile.MOBILENETV2_BASE``) uniformly width-scaled to
+   ``--baseline-width``. Its latency, measured end to end with the table's runtime (1 thread,
+   batch 1), is the budget.
+3. Per seed: ``nasforge search --space mobile --constraint latency_ms<=BUDGET --latency-table
+   TABLE`` with real training (``--epochs`` on ``--subset`` of the training images per trial),
+   so only networks the table predicts within the budget are ever trained.
+4. The found network: the run's trials best first (validation accuracy); each is measured end
+   to end beside the baseline, in alternating rounds so the machine's drift hits both alike,
+   and the first whose measured latency is within the baseline's is taken (a table error of a
+   few percent can put a predicted-feasible network just over; the ones passed over are listed).
+5. The found network and the baseline are trained with the same recipe (the run's
+   configuration through `final.make_trainer`: same data split, resolution, optimiser, epochs
+   ``--final-epochs`` on ``--final-subset``), at the seed of that search, and scored on the
+   test set.
+
+Stored searches are reused (finished) or resumed. Measures, does not assert.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from nasforge.store import Store
+
+OUT = Path(__file__).resolve().parent / "out"
+#: image channels and native side of the datasets this script searches
+DATASETS = {"fashion-mnist": (1, 28), "mnist": (1, 28), "cifar10": (3, 32)}
+
+
+def cli(*args: str) -> None:
+    print("$ nasforge " + " ".join(args), flush=True)
+    subprocess.run([sys.executable, "-m", "nasforge.cli", *args], check=True)
+
+
+def _args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", default="fashion-mnist", choices=sorted(DATASETS))
+    p.add_argument("--baseline-width", type=float, default=0.5)
+    p.add_argument("--runtime", default="eager")
+    p.add_argument("--strategy", default="evolution")
+    p.add_argument("--budget", type=int, default=16, help="trials per search")
+    p.add_argument("--epochs", type=int, default=2, help="epochs per search trial")
+    p.add_argument("--subset", type=float, default=0.05, help="share of images per trial")
+    p.add_argument("--final-epochs", type=int, default=4)
+    p.add_argument("--final-subset", type=float, default=0.2)
+    p.add_argument("--lr", type=float, default=None, help="SGD learning rate (nasforge's default)")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=50, help="timed runs per latency measurement")
+    p.add_argument("--rounds", type=int, default=3, help="alternating measurement rounds")
+    p.add_argument("--candidates", type=int, default=5, help="trials tried against the budget")
+    p.add_argument("--store", default=str(OUT / "latency_budget.db"))
+    p.add_argument("--out", type=Path, default=OUT / "latency_budget.json")
+    return p.parse_args()
+
+
+def latency_table(args: argparse.Namespace) -> Path:
+    channels, side = DATASETS[args.dataset]
+    path = OUT / f"latency-table-{args.runtime}-wall-r{side}-c{channels}.json"
+    if not path.exists():
+        cli("latency-table", "--space", "mobile", "--runtime", args.runtime, "--width", "all",
+            "--input-size", str(side), "--in-channels", str(channels),
+            "--out", str(path))  # fmt: skip
+    return path
+
+
+def search(args: argparse.Namespace, table: Path, budget_ms: float, seed: int) -> str:
+    name = (f"budget-{args.dataset}-w{args.baseline_width:g}-{args.strategy}-b{args.budget}"
+            f"-e{args.epochs}-s{args.subset:g}-seed{seed}")  # fmt: skip
+    with Store(args.store) as store:
+        run = store.find_run(name)
+        status = None if run is None else run.effective_status
+    if status == "finished":
+        return name
+    if status is not None:
+        cli("resume", name, "--store", args.store)
+        return name
+    cli("search", "--space", "mobile", "--dataset", args.dataset, "--strategy", args.strategy,
+        "--budget", str(args.budget), "--epochs", str(args.epochs), "--subset", str(args.subset),
+        "--seed", str(seed), "--constraint", f"latency_ms<={budget_ms:.4f}", "--latency-table",
+        str(table), "--search-only", "--skip-test", "--store", args.store, "--name", name,
+        *(["--lr", str(args.lr)] if args.lr else []))  # fmt: skip
+    return name
+
+
+def measure_pair(table: Any, arch: Any, baseline: Any, args: argparse.Namespace) -> tuple:
+    """(arch's ms, baseline's ms): medians over ``--rounds`` alternating measurements."""
+    mine, theirs = [], []
+    for _ in range(args.rounds):
+        a, b = table.measure_networks([arch, baseline], warmup=10, repeats=args.repeats)
+        mine.append(a.median_ms)
+        theirs.append(b.median_ms)
+    return statistics.median(mine), statistics.median(theirs)
+
+
+def pick(table: Any, name: str, baseline: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """The best trial whose measured latency is within the baseline's, measured beside it."""
+    from nasforge import final
+    from nasforge.spaces import mobile
+
+    with Store(args.store) as store:
+        _, cfg, trials = final.load_run(store, name)
+    ranked = final.top_architectures(mobile.MobileSpace(), trials, args.candidates)
+    passed_over = []
+    for candidate in ranked:
+        arch = mobile.from_string(candidate["arch"])
+        measured, budget_now = measure_pair(table, arch, baseline, args)
+        row = {**candidate, "predicted_ms": table.predict(arch), "measured_ms": measured,
+               "baseline_ms_now": budget_now}  # fmt: skip
+        if measured <= budget_now:
+            return {**row, "passed_over": passed_over, "config": cfg}
+        passed_over.append(row)
+        print(f"  over budget when measured: {candidate['arch']} {measured:.3f} > "
+              f"{budget_now:.3f} ms", flush=True)  # fmt: skip
+    raise SystemExit(f"none of the {len(ranked)} best trials of {name} is within the budget")
+
+
+def train(cfg: Any, arch: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    from nasforge import final
+
+    space, trainer = final.make_trainer(cfg, seed, args.final_epochs, args.final_subset, None)
+    started = time.perf_counter()
+    _, result = final.train_once(trainer, space, arch)
+    return {
+        "arch": arch,
+        "test_acc": result.report["test_acc"],
+        "val_acc": result.objective,
+        "params": int(result.metrics["params"]),
+        "minutes": (time.perf_counter() - started) / 60,
+    }
+
+
+def mean_std(values: list[float]) -> str:
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.2f} ± {std:.2f}"
+
+
+def main() -> None:
+    args = _args()
+    Path(args.store).parent.mkdir(parents=True, exist_ok=True)
+    from nasforge.latency.table import LatencyTable
+    from nasforge.spaces import mobile
+
+    table_path = latency_table(args)
+    table = LatencyTable.load(table_path, runtime=args.runtime, threads=1, batch=1)
+    baseline = mobile.MobileArch(mobile.MOBILENETV2_BASE.stages, args.baseline_width)
+    baseline_text = mobile.to_string(baseline)
+    budget = statistics.median(
+        m.median_ms
+        for m in table.measure_networks([baseline] * args.rounds, warmup=10, repeats=args.repeats)
+    )
+    print(f"budget: MobileNetV2 {args.baseline_width:g} measured {budget:.3f} ms "
+          f"(table predicts {table.predict(baseline):.3f} ms)", flush=True)  # fmt: skip
+    rows = []
+    for seed in range(args.seeds):
+        name = search(args, table_path, budget, seed)
+        found = pick(table, name, baseline, args)
+        cfg = found.pop("config")
+        print(f"seed {seed}: found {found['arch']} ({found['measured_ms']:.3f} ms measured, "
+              f"{found['predicted_ms']:.3f} predicted; baseline {found['baseline_ms_now']:.3f})",
+              flush=True)  # fmt: skip
+        mine = train(cfg, found["arch"], seed, args)
+        theirs = train(cfg, baseline_text, seed, args)
+        rows.append({"seed": seed, "run": name, "found": {**found, **mine}, "baseline": theirs})
+        print(f"  test accuracy: found {mine['test_acc']:.2f}, baseline {theirs['test_acc']:.2f}",
+              flush=True)  # fmt: skip
+    side = DATASETS[args.dataset][1]
+    print(f"\n{args.dataset} {side}x{side}, mobile space, budget = MobileNetV2 "
+          f"{args.baseline_width:g} measured {budget:.3f} ms ({table.runtime}, 1 thread, batch 1 "
+          f"on this machine); search {args.strategy}, {args.budget} trials of {args.epochs} "
+          f"epochs on {args.subset:g} of the images; final {args.final_epochs} epochs on "
+          f"{args.final_subset:g}")  # fmt: skip
+    print("| seed | network | predicted ms | measured ms | baseline ms | params | test acc | "
+          "baseline params | baseline test acc |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        f, b = r["found"], r["baseline"]
+        print(f"| {r['seed']} | `{f['arch']}` | {f['predicted_ms']:.3f} | {f['measured_ms']:.3f} "
+              f"| {f['baseline_ms_now']:.3f} | {f['params']:,} | {f['test_acc']:.2f} | "
+              f"{b['params']:,} | {b['test_acc']:.2f} |")  # fmt: skip
+    found_accs = [r["found"]["test_acc"] for r in rows]
+    base_accs = [r["baseline"]["test_acc"] for r in rows]
+    gains = [a - b for a, b in zip(found_accs, base_accs, strict=True)]
+    print(f"found {mean_std(found_accs)} vs baseline {mean_std(base_accs)} "
+          f"(paired difference {mean_std(gains)})")  # fmt: skip
+    args.out.write_text(json.dumps({"setup": {k: str(v) for k, v in vars(args).items()},
+                                    "budget_ms": budget, "baseline": baseline_text,
+                                    "table": str(table_path), "rows": rows}, indent=1))  # fmt: skip
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
