@@ -2,8 +2,8 @@
 the same latency (#15: "Best under a latency budget on this CPU").
 
     python benchmarks/latency_budget_search.py [--dataset fashion-mnist] [--baseline-width 0.5]
-        [--runtime eager] [--strategy evolution] [--budget 16] [--epochs 2] [--subset 0.05]
-        [--final-epochs 4] [--final-subset 0.2] [--seeds 3] [--lr 0.1]
+        [--runtime eager] [--strategy default] [--budget 12] [--epochs 2] [--subset 0.05]
+        [--final-epochs 3] [--final-subset 0.1] [--seeds 3] [--lr 0.05] [--batch-size 64]
         [--store benchmarks/out/latency_budget.db] [--out benchmarks/out/latency_budget.json]
 
 1. A latency table of this machine for the mobile space at every width, at the dataset's
@@ -54,13 +54,16 @@ def _args() -> argparse.Namespace:
     p.add_argument("--dataset", default="fashion-mnist", choices=sorted(DATASETS))
     p.add_argument("--baseline-width", type=float, default=0.5)
     p.add_argument("--runtime", default="eager")
-    p.add_argument("--strategy", default="evolution")
-    p.add_argument("--budget", type=int, default=16, help="trials per search")
+    p.add_argument(
+        "--strategy", default="default", help="a strategy name, or default: nasforge's own"
+    )
+    p.add_argument("--budget", type=int, default=12, help="trials per search")
     p.add_argument("--epochs", type=int, default=2, help="epochs per search trial")
     p.add_argument("--subset", type=float, default=0.05, help="share of images per trial")
-    p.add_argument("--final-epochs", type=int, default=4)
-    p.add_argument("--final-subset", type=float, default=0.2)
-    p.add_argument("--lr", type=float, default=None, help="SGD learning rate (nasforge's default)")
+    p.add_argument("--final-epochs", type=int, default=3)
+    p.add_argument("--final-subset", type=float, default=0.1)
+    p.add_argument("--lr", type=float, default=0.05, help="SGD learning rate")
+    p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--repeats", type=int, default=50, help="timed runs per latency measurement")
     p.add_argument("--rounds", type=int, default=3, help="alternating measurement rounds")
@@ -82,7 +85,8 @@ def latency_table(args: argparse.Namespace) -> Path:
 
 def search(args: argparse.Namespace, table: Path, budget_ms: float, seed: int) -> str:
     name = (f"budget-{args.dataset}-w{args.baseline_width:g}-{args.strategy}-b{args.budget}"
-            f"-e{args.epochs}-s{args.subset:g}-seed{seed}")  # fmt: skip
+            f"-e{args.epochs}-s{args.subset:g}-lr{args.lr:g}-bs{args.batch_size}"
+            f"-seed{seed}")  # fmt: skip
     with Store(args.store) as store:
         run = store.find_run(name)
         status = None if run is None else run.effective_status
@@ -91,11 +95,12 @@ def search(args: argparse.Namespace, table: Path, budget_ms: float, seed: int) -
     if status is not None:
         cli("resume", name, "--store", args.store)
         return name
-    cli("search", "--space", "mobile", "--dataset", args.dataset, "--strategy", args.strategy,
+    strategy = [] if args.strategy == "default" else ["--strategy", args.strategy]
+    cli("search", "--space", "mobile", "--dataset", args.dataset, *strategy,
         "--budget", str(args.budget), "--epochs", str(args.epochs), "--subset", str(args.subset),
         "--seed", str(seed), "--constraint", f"latency_ms<={budget_ms:.4f}", "--latency-table",
         str(table), "--search-only", "--skip-test", "--store", args.store, "--name", name,
-        *(["--lr", str(args.lr)] if args.lr else []))  # fmt: skip
+        "--lr", str(args.lr), "--batch-size", str(args.batch_size))  # fmt: skip
     return name
 
 

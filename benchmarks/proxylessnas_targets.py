@@ -3,7 +3,8 @@ of the networks it finds, and their accuracy.
 
     python benchmarks/proxylessnas_targets.py [--targets p20,p60] [--seeds 1] [--width 0.5]
         [--resolution 16] [--epochs 5] [--subset 0.05] [--final-epochs 4] [--final-subset 0.2]
-        [--runtime eager] [--table FILE] [--dataset cifar10|fashion-mnist] [--option KEY=VALUE]
+        [--lr 0.025] [--runtime eager] [--table FILE] [--dataset cifar10|fashion-mnist]
+        [--option KEY=VALUE]
         [--store benchmarks/out/proxyless.db] [--out FILE]
 
 1. A latency table of this machine for the mobile space at ``--width`` and ``--resolution``
@@ -44,6 +45,8 @@ def cli(*args: str, capture: bool = False) -> str:
     return done.stdout or ""
 
 
+#: ``nasforge oneshot``'s own weight learning rate
+DEFAULT_LR = 0.025
 #: image channels of the datasets this script searches
 CHANNELS = {"cifar10": 3, "fashion-mnist": 1}
 
@@ -81,6 +84,8 @@ def resolve_targets(text: str, table: Any, width: float) -> list[tuple[str, floa
 def search(args: argparse.Namespace, table: Path, target: float, seed: int) -> str:
     name = (f"proxyless-{args.dataset}-t{target:.4g}-seed{seed}-e{args.epochs}-s{args.subset:g}"
             f"-w{args.width:g}-r{args.resolution}")  # fmt: skip
+    if args.lr != DEFAULT_LR:
+        name += f"-lr{args.lr:g}"
     if args.option:
         name += "-" + "-".join(o.replace("=", "_") for o in args.option)
     with Store(args.store) as store:
@@ -95,6 +100,7 @@ def search(args: argparse.Namespace, table: Path, target: float, seed: int) -> s
         "--dataset", args.dataset, "--resolution", str(args.resolution), "--epochs",
         str(args.epochs), "--subset", str(args.subset), "--seed", str(seed), "--option",
         f"latency_table={table}", "--option", f"target_ms={target:.6g}", "--store", args.store,
+        "--lr", f"{args.lr:g}",
         "--name", name, *[x for o in args.option for x in ("--option", o)])  # fmt: skip
     return name
 
@@ -112,6 +118,7 @@ def main() -> None:
     parser.add_argument("--subset", type=float, default=0.05)
     parser.add_argument("--final-epochs", type=int, default=4)
     parser.add_argument("--final-subset", type=float, default=0.2)
+    parser.add_argument("--lr", type=float, default=DEFAULT_LR, help="the weights' SGD rate")
     parser.add_argument("--runtime", default="eager")
     parser.add_argument("--table", default=None)
     parser.add_argument("--store", default="benchmarks/out/proxyless.db")

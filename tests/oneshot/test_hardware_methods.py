@@ -23,7 +23,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def table_file(tmp_path_factory) -> str:
     ops = MobileOps(widths=(0.5,), input_size=8, num_classes=10, in_channels=3)
-    table = LatencyTable.build(ops, "eager", warmup=1, repeats=3, fit_networks=2)
+    # six networks: a scale is fitted as well as the constant, and the model must carry both
+    table = LatencyTable.build(ops, "eager", warmup=1, repeats=3, fit_networks=6)
     return str(table.save(tmp_path_factory.mktemp("lat") / "table.json"))
 
 
@@ -36,6 +37,7 @@ def net() -> MobileSupernet:
 def test_the_latency_model_sums_to_the_tables_prediction(net, table_file) -> None:
     model = mobile_latency_model(net, table_file)
     table = LatencyTable.load(table_file, runtime="eager")
+    assert table.scale != 1.0  # the scaled path is the one under test
     rng = np.random.default_rng(0)
     for _ in range(20):
         index = net.sample_index(rng)

@@ -174,11 +174,13 @@ def meco_score(net: nn.Module, x: torch.Tensor, classes: int) -> float:
 
 
 def _meco_layer(feature: torch.Tensor) -> float:
-    """channels * minimum eigenvalue of the channels' Pearson correlation (one image)."""
+    """channels * minimum eigenvalue of the channels' Pearson correlation (one image). A 1x1
+    map (a squeeze-excite conv) has no correlation to measure: 0, as NaNs would give, without
+    torch's degrees-of-freedom warning reaching the user."""
     channels = feature.shape[0]
-    if channels < 2:
-        return 0.0
     f = feature.reshape(channels, -1).double()
+    if channels < 2 or f.shape[1] < 2:
+        return 0.0
     corr = torch.nan_to_num(torch.corrcoef(f), nan=0.0, posinf=0.0, neginf=0.0)
     return channels * float(torch.linalg.eigvalsh(corr)[0])
 

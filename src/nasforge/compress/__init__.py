@@ -1,0 +1,1 @@
+"""Compression: pruning, quantisation, distillation and the loops they share."""
