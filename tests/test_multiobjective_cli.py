@@ -93,6 +93,12 @@ def test_search_with_objectives_shows_its_front(tmp_path) -> None:
          "objective 'flops' is not among the results' values; they carry val_acc_12ep"),
         (["--strategy", "nsga2", "--objectives", "val_acc:most"],
          "direction 'most' is not accepted; use max or min"),
+        # the Pixel was measured for latency only (../shared/data/hardware)
+        (["--strategy", "nsga2", "--objectives", "val_acc:max,energy_mj/pixel/litert/cifar100:min"],
+         "'energy_mj/pixel/litert/cifar100' is not a measured hardware metric; the NB201 "
+         "hardware table has: latency_ms/pi5/litert/cifar100"),
+        (["--constraint", "latency_ms/pi6/onnx/cifar100<=3"],
+         "'latency_ms/pi6/onnx/cifar100' is not a measured hardware metric"),
     ],
 )  # fmt: skip
 def test_bad_objectives_are_one_line_errors(tmp_path, args, message) -> None:

@@ -348,6 +348,12 @@ def hardware_implied(objectives: str | None, constraints: Any = ()) -> list[str]
 
     named = [o.name for o in parse_objectives(objectives)] if objectives else []
     named += [str(c).partition("<=")[0].strip() for c in constraints or ()]
+    for name in named:  # spelt like a hardware metric but not one the table has
+        if name.startswith(("latency_ms/", "energy_mj/")) and name not in METRIC_NAMES:
+            raise ConfigError(
+                f"{name!r} is not a measured hardware metric; the NB201 hardware table has: "
+                f"{', '.join(METRIC_NAMES)}"
+            )
     return [name for name in dict.fromkeys(named) if name in METRIC_NAMES]
 
 
