@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from nasforge import factory
+from nasforge.compress.command import add_compress_parser, cmd_compress
 from nasforge.config import (
     DEFAULT_STRATEGY,
     FinalPlan,
@@ -245,6 +246,7 @@ def build_parser() -> Parser:
     add_rank_parser(sub)
     add_oneshot_parser(sub, positive_int, fraction, run_name)
     add_latency_table_parser(sub, positive_int)
+    add_compress_parser(sub, ARTIFACTS_HELP)
     return parser
 
 
@@ -989,6 +991,7 @@ COMMANDS = {
     "rank": cmd_rank,
     "oneshot": lambda args: cmd_oneshot(args, DEFAULT_STORE),
     "latency-table": cmd_latency_table,
+    "compress": cmd_compress,
 }
 
 
