@@ -263,7 +263,7 @@ def _finetune(
             handle.remove()
 
 
-def _calibration(data: Data, plan: CompressPlan) -> torch.Tensor:
+def calibration_images(data: Data, plan: CompressPlan) -> torch.Tensor:
     generator = torch.Generator().manual_seed(plan.seed)
     count = min(plan.calibration_images, len(data.train_x))
     return data.train_x[torch.randperm(len(data.train_x), generator=generator)[:count]]
@@ -274,7 +274,7 @@ def _quantize(
 ) -> tuple[nn.Module, StepRecord, Path | None]:
     from nasforge.compress import quantize
 
-    calibration = _calibration(data, plan)
+    calibration = calibration_images(data, plan)
     if plan.quantize == "int8":
         say(f"post-training static int8 quantisation, {len(calibration)} calibration images")
         q = quantize.quantize_static(model, calibration)
@@ -298,10 +298,10 @@ def _quantize(
     say(f"int8 ONNX model for ONNX Runtime, {len(calibration)} calibration images")
     folder = out_dir or Path(tempfile.mkdtemp(prefix="nasforge-compress-"))
     path = quantize.export_onnx_int8(model, data.train_x[:1], calibration, folder / "int8.onnx")
-    return model, _record_onnx(path, model, data, plan), path
+    return model, record_onnx(path, model, data, plan), path
 
 
-def _record_onnx(path: Path, float_model: nn.Module, data: Data, plan: CompressPlan) -> StepRecord:
+def record_onnx(path: Path, float_model: nn.Module, data: Data, plan: CompressPlan) -> StepRecord:
     """An int8 ONNX file, measured with ONNX Runtime (1 thread, batch 1)."""
     from nasforge.compress import quantize
     from nasforge.nn.profile import count_macs, count_params
@@ -338,7 +338,7 @@ def compress(
     say("measuring the original")
     steps = [record("original", original, data, plan)]
     if plan.quantize == "onnx-int8":
-        steps.append(_record_onnx_float(original, data, plan))
+        steps.append(record_onnx_float(original, data, plan))
     pruned = plan.prune is not None or plan.prune_macs is not None
     if pruned:
         what = f"{plan.prune_macs:g} of the MACs" if plan.prune_macs else f"ratio {plan.prune:g}"
@@ -357,7 +357,7 @@ def compress(
     return Compressed(work, steps, onnx_path)
 
 
-def _record_onnx_float(model: nn.Module, data: Data, plan: CompressPlan) -> StepRecord:
+def record_onnx_float(model: nn.Module, data: Data, plan: CompressPlan) -> StepRecord:
     """The float model as an ONNX file under ONNX Runtime (accuracy, file size, latency):
     what the int8 ONNX model is compared with."""
     from nasforge.compress import quantize
