@@ -20,6 +20,7 @@ from torch import nn
 
 from nasforge.compress.finetune import EpochProgress, FitResult, fit
 from nasforge.errors import ConfigError
+from nasforge.nn.profile import device_of
 
 
 def _check_settings(temperature: float, alpha: float, feature_weight: float = 0.0) -> None:
@@ -110,11 +111,6 @@ def _frozen(teacher: nn.Module) -> Iterator[nn.Module]:
         teacher.train(was_training)
 
 
-def _device(model: nn.Module) -> torch.device:
-    first = next(model.parameters(), None)
-    return torch.device("cpu") if first is None else first.device
-
-
 @torch.no_grad()
 def _probe(teacher: nn.Module, student: nn.Module, image: torch.Tensor) -> None:
     """Student and teacher must predict the same classes: checked on one image first, both in
@@ -122,8 +118,8 @@ def _probe(teacher: nn.Module, student: nn.Module, image: torch.Tensor) -> None:
     was_training = student.training
     student.eval()
     try:
-        t = teacher(image.to(_device(teacher)))
-        s = student(image.to(_device(student)))
+        t = teacher(image.to(device_of(teacher)))
+        s = student(image.to(device_of(student)))
     finally:
         student.train(was_training)
     if t.shape != s.shape:
@@ -188,7 +184,7 @@ def distill(
         )
     with _frozen(teacher):
         _probe(teacher, student, images[:1])
-    teacher_device = _device(teacher)
+    teacher_device = device_of(teacher)
     hooks: list[_Features] = []
     regressor: nn.Module | None = None
     parameters = None
@@ -196,7 +192,7 @@ def distill(
         classifiers = (last_linear(student), last_linear(teacher))  # both checked first
         hooks = [_Features(classifier) for classifier in classifiers]
         widths = (classifiers[0].in_features, classifiers[1].in_features)
-        regressor = _regressor(*widths, seed=seed).to(_device(student))
+        regressor = _regressor(*widths, seed=seed).to(device_of(student))
         parameters = [p for p in student.parameters() if p.requires_grad]
         parameters += list(regressor.parameters())
 

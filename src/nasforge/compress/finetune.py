@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nasforge.errors import ConfigError
-from nasforge.nn.profile import torch_threads
+from nasforge.nn.profile import device_of, torch_threads
 
 #: ``extra(model, images, labels, logits) -> loss term`` added to the cross-entropy; or, with
 #: ``replace_ce=True`` in `fit`, the whole loss.
@@ -38,11 +38,6 @@ class FitResult:
     steps: int
     loss: float
     seconds: float
-
-
-def _device(model: nn.Module) -> torch.device:
-    first = next(model.parameters(), None)
-    return torch.device("cpu") if first is None else first.device
 
 
 def fit(
@@ -83,7 +78,7 @@ def fit(
     started = time.perf_counter()
     if epochs == 0:
         return FitResult(0, 0, math.nan, 0.0)
-    device = _device(model)
+    device = device_of(model)
     trainable = (
         parameters if parameters is not None else [p for p in model.parameters() if p.requires_grad]
     )
@@ -136,7 +131,7 @@ def fit(
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """Logits of ``model`` (in eval mode) for ``images``, batch by batch, on the CPU."""
     model.eval()
-    device = _device(model)
+    device = device_of(model)
     out = [
         model(images[i : i + batch_size].to(device)).float().cpu()
         for i in range(0, len(images), batch_size)

@@ -43,7 +43,7 @@ from torch.utils.hooks import RemovableHandle
 
 from nasforge.compress.finetune import LossTerm
 from nasforge.errors import ConfigError
-from nasforge.nn.profile import batch_shape, count_macs, count_params
+from nasforge.nn.profile import batch_shape, count_macs, count_params, device_of
 
 #: The methods a user picks: unstructured magnitude, L1-norm filters, network slimming.
 PRUNE_METHODS: tuple[str, ...] = ("magnitude", "l1", "slimming")
@@ -115,13 +115,8 @@ class PruneReport:
         return out
 
 
-def _device(model: nn.Module) -> torch.device:
-    first = next(model.parameters(), None)
-    return torch.device("cpu") if first is None else first.device
-
-
 def _example(model: nn.Module, example_shape: Sequence[int], what: str) -> torch.Tensor:
-    return torch.zeros(batch_shape(example_shape, what), device=_device(model))
+    return torch.zeros(batch_shape(example_shape, what), device=device_of(model))
 
 
 def sparsity(model: nn.Module) -> float:

@@ -49,7 +49,8 @@ def batch_shape(input_shape: Sequence[int], what: str) -> tuple[int, ...]:
     return shape if len(shape) == 4 else (1, *shape)
 
 
-def _device(model: nn.Module) -> torch.device:
+def device_of(model: nn.Module) -> torch.device:
+    """Where ``model``'s parameters live (the CPU for a model without any)."""
     first = next(model.parameters(), None)
     return torch.device("cpu") if first is None else first.device
 
@@ -84,7 +85,7 @@ def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
     try:
         model.eval()
         with torch.inference_mode():
-            model(torch.zeros(shape, device=_device(model)))
+            model(torch.zeros(shape, device=device_of(model)))
     finally:
         for handle in handles:
             handle.remove()
@@ -112,7 +113,7 @@ def count_flops(model: nn.Module, input_shape: Sequence[int]) -> int:
     try:
         model.eval()
         with torch.inference_mode(), counter:
-            model(torch.zeros(shape, device=_device(model)))
+            model(torch.zeros(shape, device=device_of(model)))
     finally:
         model.train(was_training)
     return int(counter.get_total_flops())
@@ -184,7 +185,7 @@ def measure_latency(
 def cpu_model(model: nn.Module) -> nn.Module:
     """``model`` itself when it is on the CPU, else a CPU copy (left where it was): latency
     here is CPU latency."""
-    if _device(model).type == "cpu":
+    if device_of(model).type == "cpu":
         return model
     import copy
 
