@@ -341,7 +341,7 @@ def _scores(group: _Group, criterion: str) -> torch.Tensor | None:
     return _l1_scores(group) if criterion == "l1" else _bn_scores(group)
 
 
-def _removed_count(channels: int, ratio: float) -> int:
+def removed_count(channels: int, ratio: float) -> int:
     """floor(ratio x channels), leaving at least one channel (the small epsilon keeps 0.3 x 10
     at 3 despite floating point)."""
     return min(channels - 1, math.floor(channels * ratio + 1e-9))
@@ -392,7 +392,7 @@ def _choose_per_layer(
                     "'bn' accepts only layers followed by batch norm, 'l1' accepts every layer"
                 )
             continue
-        chosen[group.name] = _lowest(scores, _removed_count(group.channels, ratios[group.name]))
+        chosen[group.name] = _lowest(scores, removed_count(group.channels, ratios[group.name]))
     return chosen
 
 

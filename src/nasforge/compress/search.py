@@ -61,13 +61,13 @@ import torch
 from torch import nn
 
 from nasforge.compress.finetune import accuracy, fit
-from nasforge.compress.prune import _removed_count, channel_prune, check_ratio, prunable_layers
+from nasforge.compress.prune import channel_prune, check_ratio, prunable_layers, removed_count
 from nasforge.compress.quantize import MAX_BITS, MIN_BITS, fake_quantize, quantizable_layers
 from nasforge.core import Arch, Candidate, Result
 from nasforge.errors import ConfigError, InvalidArchError
 from nasforge.estimators.base import EstimatorBase, EstimatorCapabilities
 from nasforge.history import History
-from nasforge.nn.profile import _layer_macs, batch_shape, count_macs, count_params, device_of
+from nasforge.nn.profile import batch_shape, call_macs, count_macs, count_params, device_of
 from nasforge.spaces.vector import DecisionVectorSpace
 
 #: The pruning ratios a layer chooses from by default: whole, a quarter, half, three quarters.
@@ -226,8 +226,8 @@ class PruningRatioSpace(DecisionVectorSpace):
         """Each ratio -> the smallest ratio removing as many of ``channels``."""
         first: dict[int, float] = {}
         for ratio in self.ratios:
-            first.setdefault(_removed_count(channels, ratio), ratio)
-        return {ratio: first[_removed_count(channels, ratio)] for ratio in self.ratios}
+            first.setdefault(removed_count(channels, ratio), ratio)
+        return {ratio: first[removed_count(channels, ratio)] for ratio in self.ratios}
 
     # --- the decision vector ------------------------------------------------------------
 
@@ -338,7 +338,7 @@ def layer_macs(
 
     def counter(name: str) -> Callable[..., None]:
         def hook(module: nn.Module, inputs: Any, output: Any) -> None:
-            counts[name] += _layer_macs(module, output)
+            counts[name] += call_macs(module, output)
 
         return hook
 

@@ -55,7 +55,7 @@ def device_of(model: nn.Module) -> torch.device:
     return torch.device("cpu") if first is None else first.device
 
 
-def _layer_macs(module: nn.Module, output: torch.Tensor) -> int:
+def call_macs(module: nn.Module, output: torch.Tensor) -> int:
     """MACs of one call: each output value of a conv sums ``C_in/groups * kernel`` products;
     each output of a linear layer sums ``in_features`` products."""
     if isinstance(module, nn.Linear):
@@ -78,7 +78,7 @@ def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
 
     def hook(module: nn.Module, inputs: Any, output: Any) -> None:
         nonlocal total
-        total += _layer_macs(module, output)
+        total += call_macs(module, output)
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if _counted(m)]
     was_training = model.training
