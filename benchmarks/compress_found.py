@@ -103,6 +103,32 @@ def _say(line: str) -> None:
     print(f"  {line}", flush=True)
 
 
+def _report(args: argparse.Namespace, arch: str, run: str, rows: dict, seeds: int) -> None:
+    """The table so far (after every seed: a long run that is stopped keeps its seeds)."""
+
+    def ms(values: list[float]) -> str:
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        return f"{statistics.fmean(values):.2f} ± {std:.2f}"
+
+    print(f"\n{arch}: {args.epochs} epochs on {args.subset:g} of the training images; pruned "
+          f"to {args.macs:g} of the MACs, {args.finetune_epochs} fine-tuning epoch(s); "
+          f"{seeds} seed(s); CPU latency 1 thread, batch 1")  # fmt: skip
+    print("| method | step | test acc | params | MMACs | size KiB | latency ms |")
+    print("|---|---|---|---|---|---|---|")
+    for (method, step), found in rows.items():
+        print(f"| {method} | {step} | {ms([r['test_acc'] for r in found])} | "
+              f"{statistics.fmean(r['params'] for r in found):,.0f} | "
+              f"{statistics.fmean(r['macs'] for r in found) / 1e6:.2f} | "
+              f"{statistics.fmean(r['size_bytes'] for r in found) / 1024:.0f} | "
+              f"{ms([r['latency_ms'] for r in found])} |", flush=True)  # fmt: skip
+    args.out.write_text(json.dumps({
+        "setup": {k: str(v) for k, v in vars(args).items()}, "arch": arch, "run": run,
+        "seeds_done": seeds,
+        "rows": [{"method": m, "step": s, "seeds": v} for (m, s), v in rows.items()],
+    }, indent=1))  # fmt: skip
+    print(f"wrote {args.out}", flush=True)
+
+
 def main() -> None:
     args = _args()
     from nasforge import final
@@ -131,27 +157,7 @@ def main() -> None:
         elapsed = time.perf_counter() - started
         eta = elapsed / (seed + 1) * (args.seeds - seed - 1)
         print(f"seed {seed} done; elapsed {elapsed / 60:.1f} min, ETA {eta / 60:.1f} min")
-
-    def ms(values: list[float]) -> str:
-        std = statistics.stdev(values) if len(values) > 1 else 0.0
-        return f"{statistics.fmean(values):.2f} ± {std:.2f}"
-
-    print(f"\n{arch}: {args.epochs} epochs on {args.subset:g} of the training images; pruned "
-          f"to {args.macs:g} of the MACs, {args.finetune_epochs} fine-tuning epoch(s); "
-          f"{args.seeds} seeds; CPU latency 1 thread, batch 1")  # fmt: skip
-    print("| method | step | test acc | params | MMACs | size KiB | latency ms |")
-    print("|---|---|---|---|---|---|---|")
-    for (method, step), found in rows.items():
-        print(f"| {method} | {step} | {ms([r['test_acc'] for r in found])} | "
-              f"{statistics.fmean(r['params'] for r in found):,.0f} | "
-              f"{statistics.fmean(r['macs'] for r in found) / 1e6:.2f} | "
-              f"{statistics.fmean(r['size_bytes'] for r in found) / 1024:.0f} | "
-              f"{ms([r['latency_ms'] for r in found])} |")  # fmt: skip
-    args.out.write_text(json.dumps({
-        "setup": {k: str(v) for k, v in vars(args).items()}, "arch": arch, "run": run,
-        "rows": [{"method": m, "step": s, "seeds": v} for (m, s), v in rows.items()],
-    }, indent=1))  # fmt: skip
-    print(f"wrote {args.out}")
+        _report(args, arch, run, rows, seed + 1)
 
 
 if __name__ == "__main__":
