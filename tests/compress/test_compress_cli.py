@@ -130,6 +130,15 @@ def test_bad_input_is_one_line_and_overwrites_nothing(
     ]:
         err = _one_line_exit_2([*base, *extra], capsys)
         assert expected in err, err
+    # a folder of someone else's files is never replaced
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep")
+    err = _one_line_exit_2(
+        ["compress", RUN, "--store", str(store), "--out", str(other), "--prune", "0.5"], capsys
+    )
+    assert "holds files that are not an earlier 'nasforge compress' output" in err
+    assert (other / "notes.txt").read_text() == "keep"
     # a MACs budget no network meets is found while pruning, before any training
     err = _one_line_exit_2([*base, "--prune-macs", "1e-9"], capsys, progress=True)
     assert "cannot prune to 1e-09 of the MACs" in err

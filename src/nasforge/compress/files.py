@@ -94,9 +94,15 @@ def load_final(
 
 def check_writable(out: Path) -> None:
     """The output folder's parent must exist or be creatable and writable, and the folder
-    itself, if it exists, must be a folder: checked before any work."""
+    itself, if it exists, must be a folder that is empty or an earlier compress output (it is
+    replaced as a whole, so a folder of other files is refused): checked before any work."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output {out} is a file; give a folder (it is replaced when done)")
+    if out.is_dir() and any(out.iterdir()) and not (out / RECORD).is_file():
+        raise ConfigError(
+            f"output folder {out} holds files that are not an earlier 'nasforge compress' "
+            f"output (no {RECORD}); give a new or empty folder (it is replaced when done)"
+        )
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
