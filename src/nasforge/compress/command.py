@@ -14,18 +14,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from nasforge.latency.command import _count  # a whole number >= 0, for argparse
+
 #: the folder of a run's compressed model, beside its ``export/``
 COMPRESSED_FOLDER = "compressed"
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 def _number(text: str) -> float:
