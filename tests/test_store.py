@@ -147,6 +147,42 @@ def test_trials_are_kept_per_run_in_number_order(store_url):
         assert [t.arch for t in store.trials(b)] == ["|b0|"]
 
 
+
+def test_narrow_reads_agree_with_the_full_trial_list(store_url):
+    """The dashboard's reads (counts, series, failures, sorted and filtered pages) give what
+    sorting and filtering `trials()` in Python gives, on both backends."""
+    with Store(store_url) as store:
+        run, other = store.create_run("r", {}), store.create_run("o", {})
+        store.start_trial(other, 0, "|x_%|", None)
+        for n in range(25):
+            store.start_trial(run, n, f"|op{n % 4}~0|{'x_%' if n % 5 == 0 else 'y'}|", None)
+            if n % 7 == 3:
+                store.finish_trial(run, n, None, error=f"boom {n}")
+            elif n < 22:
+                store.finish_trial(run, n, Result((n * 13) % 17, {}, cost=1.0), seconds=n % 6)
+        trials = store.trials(run)
+        assert store.trial_counts(run) == {
+            s: sum(t.state == s for t in trials) for s in ("running", "complete", "failed")
+        }
+        done = [t for t in trials if t.state == "complete"]
+        assert [row[:2] for row in store.trial_series(run)] == [
+            (t.number, t.result.objective) for t in done
+        ]
+        assert [n for n, _, _ in store.failures(run, 2)] == [24, 17]
+        total, page = store.trial_page(run, sort="objective", descending=True, limit=5, offset=2)
+        ranked = sorted(done, key=lambda t: (-t.result.objective, t.number))
+        assert total == 25 and [t.number for t in page] == [t.number for t in ranked[2:7]]
+        _, up = store.trial_page(run, sort="objective", limit=100)
+        assert [t.state for t in up[len(done) :]] and all(
+            t.result is None for t in up[len(done) :]
+        )  # missing objectives last, ascending too
+        total, found = store.trial_page(run, contains="x_%", limit=100)
+        assert total == 5 and [t.number for t in found] == [0, 5, 10, 15, 20]
+        total, failed = store.trial_page(run, state="failed", sort="seconds", descending=True)
+        assert total == 4 and {t.number for t in failed} == {3, 10, 17, 24}
+        assert store.last_activity(run) >= max(t.finished or t.started for t in trials)
+
+
 # runs -------------------------------------------------------------------------------------------
 
 

@@ -33,6 +33,7 @@ from nasforge.executors.base import WorkersUnavailable
 from nasforge.latency.command import add_latency_table_parser, cmd_latency_table
 from nasforge.oneshot.command import add_oneshot_parser, cmd_oneshot, resume_oneshot
 from nasforge.pipeline import DEFAULT_STORE, finish
+from nasforge.report.command import add_report_parsers, cmd_dashboard, cmd_report
 from nasforge.runconfig import build_experiment, make_estimator, make_space
 
 __all__ = ["build_parser", "main", "parse_options", "search_config"]
@@ -247,6 +248,7 @@ def build_parser() -> Parser:
     add_oneshot_parser(sub, positive_int, fraction, run_name)
     add_latency_table_parser(sub, positive_int)
     add_compress_parser(sub, ARTIFACTS_HELP)
+    add_report_parsers(sub, positive_int)
     return parser
 
 
@@ -992,6 +994,8 @@ COMMANDS = {
     "oneshot": lambda args: cmd_oneshot(args, DEFAULT_STORE),
     "latency-table": cmd_latency_table,
     "compress": cmd_compress,
+    "report": cmd_report,
+    "dashboard": cmd_dashboard,
 }
 
 

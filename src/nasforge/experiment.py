@@ -29,6 +29,7 @@ from nasforge.estimators.base import Estimator
 from nasforge.executors.base import Executor, Job, Outcome, WorkersUnavailable
 from nasforge.executors.inprocess import InProcessExecutor
 from nasforge.history import History, Trial
+from nasforge.latency.machine import describe_environment
 from nasforge.names import check_run_name
 from nasforge.replay import replay
 from nasforge.report.progress import Progress
@@ -302,6 +303,7 @@ class Experiment:
             "window": self.window,
             # the data split, fidelity and augmentation, so a report can disclose them
             **({"setup": dict(setup)} if setup is not None else {}),
+            "environment": describe_environment(),
         }
 
     def _finish(self, status: str, message: str, started: bool) -> None:

@@ -112,3 +112,10 @@ def describe_briefly(description: dict[str, Any]) -> str:
         f"{description.get('logical_cores')} logical cores ({description.get('usable_cores')} "
         f"usable), {description['system']} {description['arch']}"
     )
+
+
+def describe_environment() -> dict[str, Any]:
+    """The machine and software a run ran on, stored with the run so that a report can disclose
+    them (the fair-comparison checklist asks for hardware and versions): `describe_machine`
+    plus the nasforge and numpy versions."""
+    return {**describe_machine(), "nasforge": _version("nasforge"), "numpy": _version("numpy")}

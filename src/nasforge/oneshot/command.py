@@ -157,7 +157,9 @@ def emit(record: dict[str, Any], name: str, store: str, as_json: bool) -> None:
     for key in ("derived_nb201", "check"):
         if key in record:
             summary[key] = (
-                record[key] if key != "check" else {**record[key], "scores": None, "archs": None}
+                record[key]
+                if key != "check"
+                else {**record[key], "scores": None, "archs": None, "truths": None}
             )
     if as_json:
         print(json.dumps(summary))

@@ -28,6 +28,7 @@ from nasforge.config import RunConfig
 from nasforge.core import Candidate, Result
 from nasforge.data.datasets import load_dataset, resized, split_train_val
 from nasforge.errors import ConfigError
+from nasforge.latency.machine import describe_environment
 from nasforge.oneshot.estimator import SupernetEstimator, path_accuracy
 from nasforge.oneshot.methods import (
     OneShotMethod,
@@ -67,6 +68,7 @@ class OneShotRun:
             "seed": self.cfg.search.seed,
             "cli": self.cfg.to_json(),
             "oneshot": self.recipe.to_json(),
+            "environment": describe_environment(),
         }
 
 
@@ -419,6 +421,8 @@ class OneShotDriver:
             "metrics": metrics,
             "scores": [round(s, 3) for s in scores],
             "archs": [space.to_string(a) for a in archs],
+            # the table's side of the comparison, so a report can draw it without the tables
+            "truths": {d: [round(float(v), 3) for v in t] for d, t in truths.items()},
         }
 
 

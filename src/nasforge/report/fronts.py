@@ -32,6 +32,11 @@ def _staircase(ax: Any, points: list[list[float]], directions: list[str], **styl
 def plot_benchmark_fronts(results: dict[str, Any], path: str | Path) -> Path:
     """Each strategy's median run (by hypervolume) front over the true front (two
     objectives), beside the mean hypervolume fraction against evaluations."""
+    return save_figure(benchmark_fronts_figure(results), path)
+
+
+def benchmark_fronts_figure(results: dict[str, Any]) -> Any:
+    """The figure of `plot_benchmark_fronts`."""
     import numpy as np
 
     plt = _pyplot()
@@ -71,7 +76,7 @@ def plot_benchmark_fronts(results: dict[str, Any], path: str | Path) -> Path:
     curve_ax.set_ylim(0.8, 1.005)
     curve_ax.legend(loc="lower right", fontsize="small")
     curve_ax.grid(alpha=0.3)
-    return save_figure(fig, path)
+    return fig
 
 
 def plot_run_front(
@@ -82,6 +87,16 @@ def plot_run_front(
     path: str | Path,
 ) -> Path:
     """One run: every trial's values (grey) and its Pareto front (two objectives)."""
+    return save_figure(run_front_figure(points, front, objectives, title), path)
+
+
+def run_front_figure(
+    points: list[list[float]],
+    front: list[list[float]],
+    objectives: list[dict[str, str]],
+    title: str,
+) -> Any:
+    """The figure of `plot_run_front`."""
     import numpy as np
 
     plt = _pyplot()
@@ -100,4 +115,4 @@ def plot_run_front(
     ax.set_title(title)
     ax.legend()
     ax.grid(alpha=0.3)
-    return save_figure(fig, path)
+    return fig

@@ -18,6 +18,12 @@ def plot_anytime_time(results: dict[str, Any], path: str | Path) -> Path:
 
 
 def _plot(results: dict[str, Any], path: str | Path, prefix: str, xlabel: str) -> Path:
+    return save_figure(anytime_figure(results, prefix, xlabel), path)
+
+
+def anytime_figure(results: dict[str, Any], prefix: str = "anytime", xlabel: str = "evaluations"):
+    """The figure behind `plot_anytime` (``prefix`` ``time``: `plot_anytime_time`), for callers
+    that write it in another format (the HTML report inlines it as SVG)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -67,7 +73,7 @@ def _plot(results: dict[str, Any], path: str | Path, prefix: str, xlabel: str) -
     else:
         ax.legend(loc="lower right")
     ax.grid(alpha=0.3)
-    return save_figure(fig, path)
+    return fig
 
 
 def save_figure(fig: Any, path: str | Path) -> Path:

@@ -24,14 +24,7 @@ def run_summary(
     run = store.get_run(name)
     trials = store.trials(run)
     complete = [t for t in trials if t.state == "complete"]
-    # the rule of History.best and final training; by the stored string (no space, no torch)
-    ranked = rank_architectures(
-        complete,
-        key=lambda t: t.arch,
-        fidelity=lambda t: t.fidelity,
-        objective=lambda t: t.result.objective,  # type: ignore[union-attr]
-        number=lambda t: t.number,
-    )
+    ranked = rank_stored(complete)
     return {
         "run": run.name,
         "store": store.location,
@@ -55,6 +48,18 @@ def run_summary(
     }
 
 
+def rank_stored(complete: list[Any]) -> list[Any]:
+    """Stored complete trials, one per architecture, best first: the rule of `History.best`
+    and final training, by the stored string (no space, no torch)."""
+    return rank_architectures(
+        complete,
+        key=lambda t: t.arch,
+        fidelity=lambda t: t.fidelity,
+        objective=lambda t: t.result.objective,
+        number=lambda t: t.number,
+    )
+
+
 def pareto_summary(config: dict[str, Any], complete: list[Any]) -> dict[str, Any]:
     """A multi-objective run's Pareto front, read from its stored trials: the non-dominated
     architectures (each judged once, at its highest fidelity) with their objective values, and
@@ -72,13 +77,7 @@ def pareto_summary(config: dict[str, Any], complete: list[Any]) -> dict[str, Any
     bound = Objectives(parse_objectives(text), config.get("objective") or "objective")
     if len(bound) < 2:
         return {}
-    judged = rank_architectures(
-        complete,
-        key=lambda t: t.arch,
-        fidelity=lambda t: t.fidelity,
-        objective=lambda t: t.result.objective,
-        number=lambda t: t.number,
-    )
+    judged = rank_stored(complete)
     try:
         points = np.asarray([bound.minimised(t.result) for t in judged])
     except MissingObjective as err:
@@ -123,7 +122,9 @@ def oneshot_summary(store: Store, run: Any) -> dict[str, Any]:
     if history:
         brief["last_epoch"] = {k: v for k, v in history[-1].items() if k != "alpha"}
     if "check" in record:
-        brief["check"] = {k: v for k, v in record["check"].items() if k not in ("scores", "archs")}
+        brief["check"] = {
+            k: v for k, v in record["check"].items() if k not in ("scores", "archs", "truths")
+        }
     return {"oneshot": brief}
 
 

@@ -25,7 +25,7 @@ from nasforge.core import Result
 from nasforge.errors import ConfigError
 from nasforge.names import check_run_name
 from nasforge.store.dialects import Dialect, dialect_for, one_line
-from nasforge.store.records import RUN_STATES, StoredRun, StoredTrial
+from nasforge.store.records import RUN_STATES, TRIAL_STATES, StoredRun, StoredTrial
 from nasforge.store.urls import ACCEPTED, StoreURL
 
 #: Version 2 added trials.worker, seconds, asked_after and tell_seq (asynchronous resume);
@@ -104,6 +104,16 @@ _TRIAL_COLUMNS = (
     "number, arch, fidelity, state, result, error, started, finished, "
     "worker, seconds, asked_after, tell_seq"
 )
+#: the columns a page of trials can be sorted by (the dashboard's table), name -> SQL column
+PAGE_SORTS = {
+    "number": "number",
+    "objective": "objective",
+    "state": "state",
+    "fidelity": "fidelity",
+    "seconds": "seconds",
+    "arch": "arch",
+    "finished": "finished",
+}
 _STATEMENTS = {
     "version": "SELECT value FROM meta WHERE key = 'schema_version'",
     "set_version": "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
@@ -134,6 +144,17 @@ _STATEMENTS = {
         "WHERE run_id = ? AND number = ?"
     ),
     "trials": f"SELECT {_TRIAL_COLUMNS} FROM trials WHERE run_id = ? ORDER BY number",
+    # light reads for reports and the dashboard: no result JSON parsed for a count or a curve
+    "trial_counts": "SELECT state, COUNT(*) FROM trials WHERE run_id = ? GROUP BY state",
+    "trial_series": (
+        "SELECT number, objective, fidelity, seconds, finished FROM trials "
+        "WHERE run_id = ? AND state = 'complete' ORDER BY number"
+    ),
+    "failures": (
+        "SELECT number, arch, error FROM trials WHERE run_id = ? AND state = 'failed' "
+        "ORDER BY number DESC LIMIT ?"
+    ),
+    "activity": "SELECT MAX(started), MAX(finished) FROM trials WHERE run_id = ?",
     "save_final": (
         "INSERT INTO finals (run_id, result, updated) VALUES (?, ?, ?) "
         "ON CONFLICT (run_id) DO UPDATE SET result = excluded.result, updated = excluded.updated"
@@ -286,23 +307,87 @@ class Store:
             )
 
     def trials(self, run: StoredRun) -> list[StoredTrial]:
-        return [
-            StoredTrial(
-                number=r[0],
-                arch=r[1],
-                fidelity=r[2],
-                state=r[3],
-                result=None if r[4] is None else Result.from_json(json.loads(r[4])),
-                error=r[5],
-                started=r[6],
-                finished=r[7],
-                worker=r[8],
-                seconds=r[9],
-                asked_after=r[10],
-                tell_seq=r[11],
-            )
-            for r in self._read("trials", (run.id,))
-        ]
+        return [_trial(r) for r in self._read("trials", (run.id,))]
+
+    def trial_counts(self, run: StoredRun) -> dict[str, int]:
+        """How many trials are in each state (``running``, ``complete``, ``failed``)."""
+        counts = dict.fromkeys(TRIAL_STATES, 0)
+        counts.update({state: int(n) for state, n in self._read("trial_counts", (run.id,))})
+        return counts
+
+    def trial_series(self, run: StoredRun) -> list[tuple[int, float, float | None, float, float]]:
+        """(number, objective, fidelity, seconds, finished) of the complete trials in order:
+        enough for an anytime curve without reading every result (a 100,000-trial run)."""
+        return [tuple(row) for row in self._read("trial_series", (run.id,))]  # type: ignore[misc]
+
+    def failures(self, run: StoredRun, limit: int = 20) -> list[tuple[int, str, str | None]]:
+        """(number, arch, error) of the latest failed trials, newest first."""
+        return [tuple(row) for row in self._read("failures", (run.id, limit))]  # type: ignore[misc]
+
+    def last_activity(self, run: StoredRun) -> float:
+        """When the run last did something: its status change or a trial starting or ending."""
+        started, finished = self._read("activity", (run.id,), one=True)
+        return max(v for v in (run.updated, started, finished) if v is not None)
+
+    def trial_page(
+        self,
+        run: StoredRun,
+        *,
+        offset: int = 0,
+        limit: int = 50,
+        sort: str = "number",
+        descending: bool = False,
+        state: str | None = None,
+        contains: str | None = None,
+    ) -> tuple[int, list[StoredTrial]]:
+        """One page of a run's trials, sorted by ``sort`` (one of `PAGE_SORTS`; unknown values
+        give ``number``) and filtered by state and an architecture substring, with the number of
+        trials that pass the filter. Missing values sort last either way."""
+        column = PAGE_SORTS.get(sort, "number")
+        where, params = ["run_id = ?"], [run.id]
+        if state:
+            where.append("state = ?")
+            params.append(state)
+        if contains:
+            escaped = contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            where.append("arch LIKE ? ESCAPE '\\'")
+            params.append(f"%{escaped}%")
+        condition = " AND ".join(where)
+        direction = "DESC" if descending else "ASC"
+        # number is never missing and is the key: the index gives the order; other columns
+        # are sorted on (number, column) pairs alone, then only the page's rows are read whole
+        order = (
+            f"number {direction}"
+            if column == "number"
+            else f"({column} IS NULL), {column} {direction}, number"
+        )
+        with self._lock:
+            total = self.db.execute(
+                self._dialect.sql(f"SELECT COUNT(*) FROM trials WHERE {condition}"), params
+            ).fetchone()[0]
+            numbers = [
+                r[0]
+                for r in self.db.execute(
+                    self._dialect.sql(
+                        f"SELECT number FROM trials WHERE {condition} ORDER BY {order} "
+                        "LIMIT ? OFFSET ?"
+                    ),
+                    [*params, int(limit), int(offset)],
+                ).fetchall()
+            ]
+            rows = []
+            if numbers:
+                marks = ", ".join("?" * len(numbers))
+                rows = self.db.execute(
+                    self._dialect.sql(
+                        f"SELECT {_TRIAL_COLUMNS} FROM trials WHERE run_id = ? "
+                        f"AND number IN ({marks})"
+                    ),
+                    [run.id, *numbers],
+                ).fetchall()
+        place = {n: i for i, n in enumerate(numbers)}
+        rows.sort(key=lambda r: place[r[0]])
+        return int(total), [_trial(r) for r in rows]
 
     # final training ---------------------------------------------------------------------------
 
@@ -437,6 +522,24 @@ class Store:
             return conninfo_to_dict(self.url.conninfo or "").get("password")
         except Exception:  # a malformed URL: mask() already hid what it could
             return None
+
+
+def _trial(r: Any) -> StoredTrial:
+    """A trial from a row of `_TRIAL_COLUMNS`."""
+    return StoredTrial(
+        number=r[0],
+        arch=r[1],
+        fidelity=r[2],
+        state=r[3],
+        result=None if r[4] is None else Result.from_json(json.loads(r[4])),
+        error=r[5],
+        started=r[6],
+        finished=r[7],
+        worker=r[8],
+        seconds=r[9],
+        asked_after=r[10],
+        tell_seq=r[11],
+    )
 
 
 def _plain(value: Any) -> Any:
