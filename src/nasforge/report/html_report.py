@@ -111,6 +111,7 @@ def run_section(store: Any, run: Any, out: Path, index: int) -> dict[str, Any]:
     objective_name = str(config.get("objective", "objective"))
     section: dict[str, Any] = {
         "name": run.name,
+        "objective": objective_name,
         "status": status,
         "headline": headline(config, counts),
         "notices": status_notices(run, status, store, len(trials)),
@@ -152,8 +153,8 @@ def run_section(store: Any, run: Any, out: Path, index: int) -> dict[str, Any]:
     pareto = pareto_summary(config, complete).get("pareto")
     if pareto and "error" not in pareto:
         section["front"] = front_table(pareto)
-        if len(pareto["objectives"]) == 2:
-            section["figures"].append(front_figure(pareto, out, prefix))
+        if len(pareto["objectives"]) == 2:  # the front first: it is what such a run is for
+            section["figures"].insert(0, front_figure(pareto, out, prefix))
     if oneshot:
         section["figures"] += oneshot_figures(oneshot, out, prefix)
     cost = sum(t.result.cost for t in complete)

@@ -22,14 +22,19 @@ MAX_METRIC_COLUMNS = 6
 
 
 def metric_columns(trials: Iterable[StoredTrial]) -> list[str]:
-    """The metric and report-metric columns for these trials: preferred ones first, then
-    others by how many trials carry them, at most `MAX_METRIC_COLUMNS`."""
+    """The metric and report-metric columns for these trials: test metrics and preferred
+    ones first, then others by how many trials carry them, at most `MAX_METRIC_COLUMNS`;
+    a metric with one value over all the trials is left out."""
     seen: dict[str, int] = {}
+    values: dict[str, set[float]] = {}
     for trial in trials:
         if trial.result is None:
             continue
-        for name in (*trial.result.metrics, *trial.result.report):
+        for name, value in (*trial.result.metrics.items(), *trial.result.report.items()):
             seen[name] = seen.get(name, 0) + 1
+            values.setdefault(name, set()).add(value)
+    # a metric every trial shares (epochs, resolution of a fixed recipe) tells nothing
+    seen = {n: c for n, c in seen.items() if len(values[n]) > 1 or c < 2}
     report_first = sorted((n for n in seen if n.startswith("test")), key=lambda n: (-seen[n], n))
     preferred = [n for n in seen if any(n == p or n.startswith(p + "/") for p in PREFERRED_METRICS)]
     rest = sorted(
