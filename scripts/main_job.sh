@@ -45,3 +45,6 @@ echo "   (real training: C=8 N=1, 2 epochs on 10%, 12 trials of $STRATEGY, 2 wor
 echo "   then final training of the winner (2 seeds, 4 epochs on 30%) and export =="
 "$PY" -m nasforge.cli search --dataset "$DATASET" --name "$NAME" \
   ${NASFORGE_MAIN_BUDGET:+--budget "$NASFORGE_MAIN_BUDGET"}
+
+echo "== the run as a page to read: nasforge report (open runs/$NAME-report/index.html) =="
+"$PY" -m nasforge.cli report "$NAME" --store runs/nasforge.db --out "runs/$NAME-report"

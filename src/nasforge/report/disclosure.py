@@ -158,12 +158,16 @@ def _cost(config: dict[str, Any], cost_seconds: float, wall_seconds: float, tria
     limit = ", ".join(
         f"{v} {k}" for k, v in budget.items() if v is not None and k in ("evaluations", "seconds")
     )
-    spent = (
-        f"costing {cost_seconds:,.1f} s of training (simulated for a table: what the "
-        "benchmark says training them took)"
-        if cost_seconds > 0
-        else "(the estimator reports no training cost)"
-    )
+    trained = bool((config.get("setup") or {}).get("epochs")) or "oneshot" in config
+    if cost_seconds <= 0:
+        spent = "(the estimator reports no training cost)"
+    elif trained:
+        spent = f"costing {cost_seconds:,.1f} s of training"
+    else:
+        spent = (
+            f"costing {cost_seconds:,.1f} s of simulated training (what the benchmark says "
+            "training them took)"
+        )
     return f"{trials} trials {spent}, {wall_seconds:,.1f} s of wall time" + (
         f"; budget {limit}" if limit else ""
     )
