@@ -70,8 +70,10 @@ def test_run_report_shows_every_stored_trial_the_best_cell_and_the_figures(store
     with sqlite3.connect(store) as db:
         costs = [json.loads(r)["cost"] for (r,) in db.execute("SELECT result FROM trials")]
     assert ("run1-cost" in page.ids) == any(c > 0 for c in costs)
-    # self-contained: nothing to fetch, and the CSV holds every trial too
+    # self-contained: nothing to fetch, and the CSV holds every trial too; the figures'
+    # stylesheets are scoped to the figures, not the whole page
     assert external_resources(page) == []
+    assert '<style type="text/css">*{' not in html
     assert len((out / "run1-trials.csv").read_text().strip().splitlines()) == len(stored) + 1
 
 

@@ -48,20 +48,15 @@ def add_report_parsers(sub: Any, positive_int: Any) -> None:
 def cmd_report(args: argparse.Namespace) -> None:
     from nasforge.report.html_report import report_benchmark, report_runs
 
-    first = args.runs[0]
-    if first.endswith(".json"):
-        if len(args.runs) > 1:
-            raise ConfigError("give one benchmark RESULTS.json, or run names with --store")
-        if args.store:
-            raise ConfigError("a benchmark RESULTS.json needs no --store; give one or the other")
-        written = report_benchmark(first, args.out)
-    else:
-        if not args.store:
-            raise ConfigError(
-                f"run {first!r} needs --store (the SQLite file or postgresql:// URL it is in); "
-                "a benchmark result is given as its RESULTS.json file"
-            )
+    if args.store:
         written = report_runs(args.store, list(dict.fromkeys(args.runs)), args.out)
+    elif len(args.runs) == 1 and Path(args.runs[0]).suffix == ".json":
+        written = report_benchmark(args.runs[0], args.out)
+    else:
+        raise ConfigError(
+            f"run {args.runs[0]!r} needs --store (the SQLite file or postgresql:// URL it is "
+            "in); without --store give one RESULTS.json written by nasforge benchmark --out"
+        )
     figures = sorted(p.name for p in Path(args.out).glob("*.png"))
     sys.stderr.write(f"wrote {written} ({len(figures)} PNG figures beside it)\n")
     print(written)

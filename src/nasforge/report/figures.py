@@ -40,6 +40,8 @@ def to_svg(fig: Any, css_class: str = "figure", close: bool = True) -> str:
         pyplot().close(fig)
     text = buffer.getvalue()
     text = text[text.index("<svg") :]
+    # matplotlib's stylesheet says "*{...}": inlined, that would restyle the whole page
+    text = text.replace('<style type="text/css">*{', f'<style type="text/css">svg.{css_class} *{{')
     return text.replace("<svg ", f'<svg class="{css_class}" ', 1)
 
 
