@@ -147,7 +147,6 @@ def test_trials_are_kept_per_run_in_number_order(store_url):
         assert [t.arch for t in store.trials(b)] == ["|b0|"]
 
 
-
 def test_narrow_reads_agree_with_the_full_trial_list(store_url):
     """The dashboard's reads (counts, series, failures, sorted and filtered pages) give what
     sorting and filtering `trials()` in Python gives, on both backends."""
