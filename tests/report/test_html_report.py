@@ -186,8 +186,13 @@ def test_bad_inputs_are_one_line_errors_with_status_2(store, tmp_path):
     cases.append((["report", "r", "--store", str(tmp_path / "text.db")], "text.db"))
     (tmp_path / "other.json").write_text('{"hello": 1}')
     cases.append((["report", str(tmp_path / "other.json")], "not a nasforge benchmark result"))
+    (tmp_path / "a-file").write_text("not a folder")
+    cases.append((["report", "evo-0", "--store", str(store), "--out", str(tmp_path / "a-file")],
+                  "cannot write the report to"))  # fmt: skip
     for args, message in cases:
-        done = nasforge(*args, "--out", str(tmp_path / "out"))
+        if "--out" not in args:
+            args = [*args, "--out", str(tmp_path / "out")]
+        done = nasforge(*args)
         assert done.returncode == 2, (args, done.stderr)
         assert message in done.stderr and "Traceback" not in done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr

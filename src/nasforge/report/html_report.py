@@ -49,8 +49,19 @@ def version() -> str:
         return "unknown"
 
 
+def prepare_out(out: Path) -> Path:
+    """The report's folder, made if missing; a path that cannot be one is a clear error."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(
+            f"cannot write the report to {out}: {err.strerror or err} (give a folder for --out)"
+        ) from None
+    return out
+
+
 def write_page(out: Path, title: str, **context: Any) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_out(out)
     html = page(
         "report.html",
         title=title,
@@ -78,7 +89,7 @@ def report_runs(store_url: str, names: list[str], out: str | Path) -> Path:
     out = Path(out)
     with open_existing(store_url) as store:
         runs = [store.get_run(name) for name in names]  # every name checked before any work
-        out.mkdir(parents=True, exist_ok=True)
+        prepare_out(out)
         sections = [
             run_section(store, run, out, index)
             for index, run in enumerate(runs, 1)
@@ -425,8 +436,7 @@ def report_benchmark(path: str | Path, out: str | Path) -> Path:
     from nasforge.report.plots import anytime_figure
 
     results = load_results(path)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_out(Path(out))
     cfg = results["config"]
     metric = cfg.get("report_metric", "objective")
     columns_ = ["strategy", "runs", f"{metric} (mean ± std)", "min", "max", "s per run"]
