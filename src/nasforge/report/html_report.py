@@ -146,10 +146,10 @@ def run_section(store: Any, run: Any, out: Path, index: int) -> dict[str, Any]:
     elif oneshot and oneshot.get("derived"):
         best_arch = oneshot["derived"]
         section["best"] = {
-            "trial": "derived",
+            "trial": "the cell derived from the trained supernet",
             "objective": f"{oneshot.get('derived_val_acc', float('nan')):.4g}",
             "arch": best_arch,
-            "extra": "derived from the trained supernet",
+            "extra": "its accuracy with the supernet's weights",
         }
     section.update(diagram_of(str(config.get("space", "")), best_arch))
     made = products(store, run)
