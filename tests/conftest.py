@@ -47,3 +47,22 @@ def nb201_dir() -> Path:
 @pytest.fixture
 def mnist_dir() -> Path:
     return require_data("mnist/train-images-idx3-ubyte.gz").parent
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A throw-away PostgreSQL server on loopback for the session (tests/postgres_server.py):
+    skip without the server binaries, fail instead under NASFORGE_REQUIRE_SERVICES=1."""
+    from postgres_server import PostgresServer, ServerUnavailable
+
+    try:
+        server = PostgresServer(settings=["fsync=off", "synchronous_commit=off"])
+        server.start()
+    except ServerUnavailable as err:
+        if os.environ.get("NASFORGE_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"NASFORGE_REQUIRE_SERVICES=1 but PostgreSQL is unavailable: {err}")
+        pytest.skip(f"PostgreSQL unavailable: {err}")
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -26,25 +26,10 @@ from nasforge.core import Result
 from nasforge.errors import ConfigError
 from nasforge.store import SCHEMA_VERSION, Store, StoredTrial
 from nasforge.store import dialects as store_dialects
-from postgres_server import PASSWORD, PASSWORD_ROLE, PostgresServer, ServerUnavailable
+from postgres_server import PASSWORD, PASSWORD_ROLE
 
 BACKENDS = ["sqlite", "postgresql"]
 _database_numbers = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def pg_server():
-    try:
-        server = PostgresServer(settings=["fsync=off", "synchronous_commit=off"])
-        server.start()
-    except ServerUnavailable as err:
-        if os.environ.get("NASFORGE_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"NASFORGE_REQUIRE_SERVICES=1 but PostgreSQL is unavailable: {err}")
-        pytest.skip(f"PostgreSQL unavailable: {err}")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=BACKENDS)

@@ -165,35 +165,21 @@ def test_a_port_in_use_is_a_one_line_error(store_path):
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-def test_the_dashboard_serves_a_postgresql_store(tmp_path):
-    """The same routes over a real PostgreSQL server (started on loopback by the test)."""
-    import os
-
+def test_the_dashboard_serves_a_postgresql_store(pg_server):
+    """The same routes over a real PostgreSQL server (started on loopback by the fixture)."""
     from starlette.testclient import TestClient
 
-    from postgres_server import PostgresServer, ServerUnavailable
-
-    try:
-        server = PostgresServer(settings=["fsync=off"])
-        server.start()
-    except ServerUnavailable as err:
-        if os.environ.get("NASFORGE_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"NASFORGE_REQUIRE_SERVICES=1 but PostgreSQL is unavailable: {err}")
-        pytest.skip(f"PostgreSQL unavailable: {err}")
-    try:
-        url = server.create_database("dash")
-        with Store(url) as s:
-            run = s.create_run("pg", {"space": "nb201", "strategy": "random"})
-            for n in range(12):
-                s.start_trial(run, n, ARCHS[n % 3], None)
-                s.finish_trial(run, n, Result(float((n * 5) % 7), {}, cost=1.0))
-            expected = sorted(s.trials(run), key=lambda t: (-t.result.objective, t.number))
-        with TestClient(create_app(url)) as client:
-            runs = client.get("/api/runs").json()
-            assert runs[0]["name"] == "pg" and runs[0]["counts"]["complete"] == 12
-            page = client.get("/api/runs/pg/trials?sort=objective&limit=4").json()
-            assert [r["trial"] for r in page["rows"]] == [t.number for t in expected[:4]]
-            assert "trial-points" in client.get("/runs/pg/curve.svg").text
-            assert client.get("/runs/pg").status_code == 200
-    finally:
-        server.stop()
+    url = pg_server.create_database("dash")
+    with Store(url) as s:
+        run = s.create_run("pg", {"space": "nb201", "strategy": "random"})
+        for n in range(12):
+            s.start_trial(run, n, ARCHS[n % 3], None)
+            s.finish_trial(run, n, Result(float((n * 5) % 7), {}, cost=1.0))
+        expected = sorted(s.trials(run), key=lambda t: (-t.result.objective, t.number))
+    with TestClient(create_app(url)) as client:
+        runs = client.get("/api/runs").json()
+        assert runs[0]["name"] == "pg" and runs[0]["counts"]["complete"] == 12
+        page = client.get("/api/runs/pg/trials?sort=objective&limit=4").json()
+        assert [r["trial"] for r in page["rows"]] == [t.number for t in expected[:4]]
+        assert "trial-points" in client.get("/runs/pg/curve.svg").text
+        assert client.get("/runs/pg").status_code == 200

@@ -67,7 +67,14 @@ from nasforge.core import Arch, Candidate, Result
 from nasforge.errors import ConfigError, InvalidArchError
 from nasforge.estimators.base import EstimatorBase, EstimatorCapabilities
 from nasforge.history import History
-from nasforge.nn.profile import batch_shape, call_macs, count_macs, count_params, device_of
+from nasforge.nn.profile import (
+    batch_shape,
+    call_macs,
+    count_macs,
+    count_params,
+    device_of,
+    forward_zeros,
+)
 from nasforge.spaces.vector import DecisionVectorSpace
 
 #: The pruning ratios a layer chooses from by default: whole, a quarter, half, three quarters.
@@ -342,16 +349,7 @@ def layer_macs(
 
         return hook
 
-    handles = [modules[name].register_forward_hook(counter(name)) for name in layers]
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.inference_mode():
-            model(torch.zeros(shape, device=device_of(model)))
-    finally:
-        for handle in handles:
-            handle.remove()
-        model.train(was_training)
+    forward_zeros(model, shape, {modules[name]: counter(name) for name in layers})
     return counts
 
 

@@ -73,24 +73,33 @@ def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
     branches) count nothing. Convolutions done with ``torch.nn.functional`` directly, not
     through a module, are not seen.
     """
-    shape = batch_shape(input_shape, "count_macs")
     total = 0
 
     def hook(module: nn.Module, inputs: Any, output: Any) -> None:
         nonlocal total
         total += call_macs(module, output)
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if _counted(m)]
+    counted = [m for m in model.modules() if _counted(m)]
+    forward_zeros(model, batch_shape(input_shape, "count_macs"), dict.fromkeys(counted, hook))
+    return int(total)
+
+
+def forward_zeros(
+    model: nn.Module, shape: Sequence[int], hooks: dict[nn.Module, Callable[..., None]]
+) -> None:
+    """One eval-mode, no-grad forward pass of zeros of ``shape`` with a forward hook on each
+    module of ``hooks``: how MACs are counted. The hooks are removed and the model's train /
+    eval mode restored afterwards, whatever happens."""
+    handles = [module.register_forward_hook(hook) for module, hook in hooks.items()]
     was_training = model.training
     try:
         model.eval()
         with torch.inference_mode():
-            model(torch.zeros(shape, device=device_of(model)))
+            model(torch.zeros(tuple(shape), device=device_of(model)))
     finally:
         for handle in handles:
             handle.remove()
         model.train(was_training)
-    return int(total)
 
 
 def _counted(module: nn.Module) -> bool:
