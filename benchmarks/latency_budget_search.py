@@ -2,33 +2,42 @@
 the same latency (#15: "Best under a latency budget on this CPU").
 
     python benchmarks/latency_budget_search.py [--dataset fashion-mnist] [--baseline-width 0.5]
-        [--runtime eager] [--strategy default] [--budget 12] [--epochs 2] [--subset 0.05]
-        [--final-epochs 3] [--final-subset 0.1] [--seeds 3] [--lr 0.05] [--batch-size 64]
+        [--runtime eager] [--strategy default] [--option KEY=VALUE ...] [--budget 12]
+        [--epochs 2] [--subset 0.05] [--final-epochs 3] [--final-subset 0.1] [--seeds 3]
+        [--first-seed 0] [--budget-ms MS] [--lr 0.05] [--batch-size 64]
         [--store benchmarks/out/latency_budget.db] [--out benchmarks/out/latency_budget.json]
+    python benchmarks/latency_budget_search.py --merge OUT.json [OUT.json ...]
 
 1. A latency table of this machine for the mobile space at every width, at the dataset's
    native resolution (``nasforge latency-table --width all``; built once, reused).
 2. The baseline: MobileNetV2 (``spaces.mobile.MOBILENETV2_BASE``) uniformly width-scaled to
    ``--baseline-width``. Its latency, measured end to end with the table's runtime (1 thread,
-   batch 1), is the budget.
+   batch 1), is the budget (or ``--budget-ms``: a budget measured before, on a quiet machine,
+   for runs that share the CPU with another job and would measure it high).
 3. Per seed: ``nasforge search --space mobile --constraint latency_ms<=BUDGET --latency-table
    TABLE`` with real training (``--epochs`` on ``--subset`` of the training images per trial),
    so only networks the table predicts within the budget are ever trained.
-4. The found network: the run's trials best first (validation accuracy); each is measured end
+4. The shortlist: the run's trials best first (validation accuracy); each is measured end
    to end beside the baseline, in alternating rounds so the machine's drift hits both alike,
-   and the first whose measured latency is within the baseline's is taken (a table error of a
-   few percent can put a predicted-feasible network just over; the ones passed over are listed).
-5. The found network and the baseline are trained with the same recipe (the run's
-   configuration through `final.make_trainer`: same data split, resolution, optimiser, epochs
-   ``--final-epochs`` on ``--final-subset``), at the seed of that search, and scored on the
-   test set.
+   and the first ``--final-top-k`` whose measured latency is within the baseline's are kept (a
+   table error of a few percent can put a predicted-feasible network just over; the ones
+   passed over are listed).
+5. The shortlist and the baseline are trained with the same recipe (the run's configuration
+   through `final.make_trainer`: same data split, resolution, optimiser, epochs
+   ``--final-epochs`` on ``--final-subset``), at the seed of that search. The found network is
+   the shortlisted one with the best validation accuracy after that training (as
+   ``nasforge search --final-top-k`` picks); only it and the baseline are scored on the test
+   set in the table (every shortlisted network's test accuracy is kept in the JSON).
 
-Stored searches are reused (finished) or resumed. Measures, does not assert.
+Stored searches are reused (finished) or resumed. Seeds may run as separate processes
+(``--first-seed K --seeds 1``, each with its own ``--out``); ``--merge`` prints their rows as one
+table. Measures, does not assert.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import subprocess
@@ -40,6 +49,8 @@ from typing import Any
 from nasforge.store import Store
 
 OUT = Path(__file__).resolve().parent / "out"
+#: one JSON file per final training already done (see `train`)
+CACHE = OUT / "latency_budget_trainings"
 #: image channels and native side of the datasets this script searches
 DATASETS = {"fashion-mnist": (1, 28), "mnist": (1, 28), "cifar10": (3, 32)}
 
@@ -57,6 +68,9 @@ def _args() -> argparse.Namespace:
     p.add_argument(
         "--strategy", default="default", help="a strategy name, or default: nasforge's own"
     )
+    p.add_argument(
+        "--option", action="append", default=[], metavar="KEY=VALUE", help="a strategy option"
+    )
     p.add_argument("--budget", type=int, default=12, help="trials per search")
     p.add_argument("--epochs", type=int, default=2, help="epochs per search trial")
     p.add_argument("--subset", type=float, default=0.05, help="share of images per trial")
@@ -65,10 +79,21 @@ def _args() -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=0.05, help="SGD learning rate")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds first-seed.. first+seeds-1")
+    p.add_argument("--budget-ms", type=float, help="the budget, instead of measuring it now")
     p.add_argument("--repeats", type=int, default=50, help="timed runs per latency measurement")
     p.add_argument("--rounds", type=int, default=3, help="alternating measurement rounds")
     p.add_argument("--candidates", type=int, default=5, help="trials tried against the budget")
+    p.add_argument(
+        "--final-top-k",
+        type=int,
+        default=1,
+        help="retrain this many of the best within-budget trials; keep the best on validation",
+    )
     p.add_argument("--store", default=str(OUT / "latency_budget.db"))
+    p.add_argument(
+        "--merge", nargs="+", type=Path, metavar="JSON", help="only print these outputs' seeds"
+    )
     p.add_argument("--out", type=Path, default=OUT / "latency_budget.json")
     return p.parse_args()
 
@@ -84,7 +109,9 @@ def latency_table(args: argparse.Namespace) -> Path:
 
 
 def search(args: argparse.Namespace, table: Path, budget_ms: float, seed: int) -> str:
-    name = (f"budget-{args.dataset}-w{args.baseline_width:g}-{args.strategy}-b{args.budget}"
+    options = "".join(f"-{o.replace('=', '_')}" for o in args.option)
+    name = (f"budget-{args.dataset}-w{args.baseline_width:g}-{args.strategy}{options}"
+            f"-b{args.budget}"
             f"-e{args.epochs}-s{args.subset:g}-lr{args.lr:g}-bs{args.batch_size}"
             f"-seed{seed}")  # fmt: skip
     with Store(args.store) as store:
@@ -96,6 +123,7 @@ def search(args: argparse.Namespace, table: Path, budget_ms: float, seed: int) -
         cli("resume", name, "--store", args.store)
         return name
     strategy = [] if args.strategy == "default" else ["--strategy", args.strategy]
+    strategy += [flag for option in args.option for flag in ("--option", option)]
     cli("search", "--space", "mobile", "--dataset", args.dataset, *strategy,
         "--budget", str(args.budget), "--epochs", str(args.epochs), "--subset", str(args.subset),
         "--seed", str(seed), "--constraint", f"latency_ms<={budget_ms:.4f}", "--latency-table",
@@ -114,41 +142,60 @@ def measure_pair(table: Any, arch: Any, baseline: Any, args: argparse.Namespace)
     return statistics.median(mine), statistics.median(theirs)
 
 
-def pick(table: Any, name: str, baseline: Any, args: argparse.Namespace) -> dict[str, Any]:
-    """The best trial whose measured latency is within the baseline's, measured beside it."""
+def shortlist(table: Any, name: str, baseline: Any, args: argparse.Namespace) -> tuple:
+    """(run config, the ``--final-top-k`` best trials whose measured latency is within the
+    baseline's, measured beside it, and the ones passed over for being over it)."""
     from nasforge import final
     from nasforge.spaces import mobile
 
     with Store(args.store) as store:
         _, cfg, trials = final.load_run(store, name)
     ranked = final.top_architectures(mobile.MobileSpace(), trials, args.candidates)
-    passed_over = []
+    within, passed_over = [], []
     for candidate in ranked:
         arch = mobile.from_string(candidate["arch"])
         measured, budget_now = measure_pair(table, arch, baseline, args)
         row = {**candidate, "predicted_ms": table.predict(arch), "measured_ms": measured,
                "baseline_ms_now": budget_now}  # fmt: skip
         if measured <= budget_now:
-            return {**row, "passed_over": passed_over, "config": cfg}
+            within.append(row)
+            if len(within) == args.final_top_k:
+                break
+            continue
         passed_over.append(row)
         print(f"  over budget when measured: {candidate['arch']} {measured:.3f} > "
               f"{budget_now:.3f} ms", flush=True)  # fmt: skip
-    raise SystemExit(f"none of the {len(ranked)} best trials of {name} is within the budget")
+    if not within:
+        raise SystemExit(f"none of the {len(ranked)} best trials of {name} is within the budget")
+    return cfg, within, passed_over
 
 
 def train(cfg: Any, arch: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    """One final training, or its earlier result: trainings are kept under ``CACHE`` by what
+    decides them (dataset, the whole training recipe, architecture, seed), so a rerun, a
+    merged run or a second strategy does not train the same network again."""
     from nasforge import final
 
+    recipe = cfg.with_search(seed=seed).with_train(
+        epochs=args.final_epochs, subset=args.final_subset
+    )
+    key = json.dumps([recipe.search.dataset, repr(recipe.train), arch, seed])
+    cached = CACHE / f"{hashlib.sha1(key.encode()).hexdigest()}.json"
+    if cached.exists():
+        return json.loads(cached.read_text())["result"]
     space, trainer = final.make_trainer(cfg, seed, args.final_epochs, args.final_subset, None)
     started = time.perf_counter()
     _, result = final.train_once(trainer, space, arch)
-    return {
+    out = {
         "arch": arch,
         "test_acc": result.report["test_acc"],
         "val_acc": result.objective,
         "params": int(result.metrics["params"]),
         "minutes": (time.perf_counter() - started) / 60,
     }
+    CACHE.mkdir(parents=True, exist_ok=True)
+    cached.write_text(json.dumps({"key": key, "result": out}))
+    return out
 
 
 def mean_std(values: list[float]) -> str:
@@ -156,41 +203,8 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.fmean(values):.2f} ± {std:.2f}"
 
 
-def main() -> None:
-    args = _args()
-    Path(args.store).parent.mkdir(parents=True, exist_ok=True)
-    from nasforge.latency.table import LatencyTable
-    from nasforge.spaces import mobile
-
-    table_path = latency_table(args)
-    table = LatencyTable.load(table_path, runtime=args.runtime, threads=1, batch=1)
-    baseline = mobile.MobileArch(mobile.MOBILENETV2_BASE.stages, args.baseline_width)
-    baseline_text = mobile.to_string(baseline)
-    budget = statistics.median(
-        m.median_ms
-        for m in table.measure_networks([baseline] * args.rounds, warmup=10, repeats=args.repeats)
-    )
-    print(f"budget: MobileNetV2 {args.baseline_width:g} measured {budget:.3f} ms "
-          f"(table predicts {table.predict(baseline):.3f} ms)", flush=True)  # fmt: skip
-    rows = []
-    for seed in range(args.seeds):
-        name = search(args, table_path, budget, seed)
-        found = pick(table, name, baseline, args)
-        cfg = found.pop("config")
-        print(f"seed {seed}: found {found['arch']} ({found['measured_ms']:.3f} ms measured, "
-              f"{found['predicted_ms']:.3f} predicted; baseline {found['baseline_ms_now']:.3f})",
-              flush=True)  # fmt: skip
-        mine = train(cfg, found["arch"], seed, args)
-        theirs = train(cfg, baseline_text, seed, args)
-        rows.append({"seed": seed, "run": name, "found": {**found, **mine}, "baseline": theirs})
-        print(f"  test accuracy: found {mine['test_acc']:.2f}, baseline {theirs['test_acc']:.2f}",
-              flush=True)  # fmt: skip
-    side = DATASETS[args.dataset][1]
-    print(f"\n{args.dataset} {side}x{side}, mobile space, budget = MobileNetV2 "
-          f"{args.baseline_width:g} measured {budget:.3f} ms ({table.runtime}, 1 thread, batch 1 "
-          f"on this machine); search {args.strategy}, {args.budget} trials of {args.epochs} "
-          f"epochs on {args.subset:g} of the images; final {args.final_epochs} epochs on "
-          f"{args.final_subset:g}")  # fmt: skip
+def print_rows(rows: list[dict[str, Any]]) -> None:
+    """The per-seed table and the paired comparison, as Markdown."""
     print("| seed | network | predicted ms | measured ms | baseline ms | params | test acc | "
           "baseline params | baseline test acc |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")
@@ -204,6 +218,62 @@ def main() -> None:
     gains = [a - b for a, b in zip(found_accs, base_accs, strict=True)]
     print(f"found {mean_std(found_accs)} vs baseline {mean_std(base_accs)} "
           f"(paired difference {mean_std(gains)})")  # fmt: skip
+
+
+def merge(paths: list[Path]) -> None:
+    """One table over the seeds of several outputs (seeds searched by separate processes)."""
+    rows = sorted(
+        (row for path in paths for row in json.loads(path.read_text())["rows"]),
+        key=lambda row: row["seed"],
+    )
+    print_rows(rows)
+
+
+def main() -> None:
+    args = _args()
+    if args.merge:
+        merge(args.merge)
+        return
+    Path(args.store).parent.mkdir(parents=True, exist_ok=True)
+    from nasforge.latency.table import LatencyTable
+    from nasforge.spaces import mobile
+
+    table_path = latency_table(args)
+    table = LatencyTable.load(table_path, runtime=args.runtime, threads=1, batch=1)
+    baseline = mobile.MobileArch(mobile.MOBILENETV2_BASE.stages, args.baseline_width)
+    baseline_text = mobile.to_string(baseline)
+    budget = args.budget_ms or statistics.median(
+        m.median_ms
+        for m in table.measure_networks([baseline] * args.rounds, warmup=10, repeats=args.repeats)
+    )
+    how = "given" if args.budget_ms else "measured"
+    print(f"budget: MobileNetV2 {args.baseline_width:g} {how} {budget:.3f} ms "
+          f"(table predicts {table.predict(baseline):.3f} ms)", flush=True)  # fmt: skip
+    rows = []
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        name = search(args, table_path, budget, seed)
+        cfg, within, passed_over = shortlist(table, name, baseline, args)
+        trained = []
+        for candidate in within:
+            c = candidate
+            print(f"seed {seed}: trial {c['trial']} {c['arch']} ({c['measured_ms']:.3f} ms "
+                  f"measured, {c['predicted_ms']:.3f} predicted; baseline "
+                  f"{c['baseline_ms_now']:.3f})", flush=True)  # fmt: skip
+            trained.append({**candidate, **train(cfg, candidate["arch"], seed, args)})
+        # the final pick is by validation accuracy: the test set only scores the pick
+        found = max(trained, key=lambda row: row["val_acc"])
+        theirs = train(cfg, baseline_text, seed, args)
+        rows.append({"seed": seed, "run": name, "found": {**found, "passed_over": passed_over},
+                     "shortlist": trained, "baseline": theirs})  # fmt: skip
+        print(f"  test accuracy: found {found['test_acc']:.2f}, baseline {theirs['test_acc']:.2f}",
+              flush=True)  # fmt: skip
+    side = DATASETS[args.dataset][1]
+    print(f"\n{args.dataset} {side}x{side}, mobile space, budget = MobileNetV2 "
+          f"{args.baseline_width:g} {how} {budget:.3f} ms ({table.runtime}, 1 thread, batch 1 "
+          f"on this machine); search {args.strategy} {' '.join(args.option)}, {args.budget} "
+          f"trials of {args.epochs} epochs on {args.subset:g} of the images; final "
+          f"{args.final_epochs} epochs on {args.final_subset:g}")  # fmt: skip
+    print_rows(rows)
     args.out.write_text(json.dumps({"setup": {k: str(v) for k, v in vars(args).items()},
                                     "budget_ms": budget, "baseline": baseline_text,
                                     "table": str(table_path), "rows": rows}, indent=1))  # fmt: skip

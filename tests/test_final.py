@@ -297,5 +297,8 @@ def test_a_search_that_skipped_the_test_set_is_still_tested_finally() -> None:
 
 def test_skip_test_needs_real_training() -> None:
     cfg = RunConfig.from_json(cli_config(skip_test=True, estimator="benchmark")["cli"])
-    with pytest.raises(ConfigError, match="--skip-test apply to real training"):
+    with pytest.raises(
+        ConfigError,
+        match="--skip-test applies only to real training, and this estimator is 'benchmark'",
+    ):
         runconfig.training_knobs(cfg)

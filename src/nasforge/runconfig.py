@@ -179,9 +179,11 @@ def training_knobs(cfg: RunConfig) -> dict[str, Any]:
     if recipe.channels_last:
         knobs["channels_last"] = True
     if knobs and not cfg.search.training:
+        flags = [f"--{_FLAG_OF_KNOB.get(k, k).replace('_', '-')}" for k in knobs]
         raise ConfigError(
-            f"{', '.join('--' + _FLAG_OF_KNOB.get(k, k).replace('_', '-') for k in knobs)} "
-            "apply to real training: use them with --estimator train"
+            f"{', '.join(flags)} {'applies' if len(flags) == 1 else 'apply'} only to real "
+            f"training, and this estimator is {cfg.search.estimator!r} (a table lookup): add "
+            "--estimator train"
         )
     return knobs
 

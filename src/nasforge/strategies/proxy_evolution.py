@@ -18,10 +18,13 @@ in the search's own process on CPU (~0.1-0.5 s a cell). The children are random 
 the tournament parent (not every neighbour), so each ask costs ``children`` proxy scores and
 the aging dynamics stay those of regularized evolution. Ties in the proxy are broken by drawing
 order (stable sort, first maximum), so the search is deterministic whenever the scorer is.
+``init`` architectures (see `RegularizedEvolution`) come before the warm-up cells and take
+population places.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -47,9 +50,10 @@ class ProxyEvolution(RegularizedEvolution):
         scorer: ArchScorer | None = None,
         warmup: int = 100,
         children: int = 10,
+        init: str | Sequence[str] | None = None,
     ):
         self.scorer = check_scorer("proxy-evolution", scorer)
-        super().__init__(space, seed, population, sample, constraint)
+        super().__init__(space, seed, population, sample, constraint, init)
         for label, value, low in (("warmup", warmup, population), ("children", children, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(
@@ -62,6 +66,9 @@ class ProxyEvolution(RegularizedEvolution):
         self._next = 0
 
     def ask(self) -> Candidate:
+        arch = self.next_init()
+        if arch is not None:
+            return Candidate(arch)
         if len(self.population) < self.population_size:
             arch = self._next_warm()
             if arch is not None:
