@@ -125,3 +125,44 @@ def test_cli_init_that_breaks_the_constraint_is_exit_2_before_any_trial(tmp_path
         with Store(db) as store:
             run = store.find_run("refused")
             assert run is None or store.trials(run) == []
+
+
+def test_an_interrupted_seeded_search_resumes_into_the_same_search(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    """Cut after the two init cells and one more trial; resumed, it proposes what the uncut
+    search proposes, and the finished trials are not evaluated again."""
+    from nasforge.estimators.benchmarks.nb201 import NB201Benchmark
+
+    table = require_data("nb201/nb201_200ep_test.csv")
+    db = tmp_path / "runs.db"
+    args = [
+        "search", "--estimator", "benchmark", "--dataset", "cifar10", "--strategy", "evolution",
+        "--option", f"init={RESNET_LIKE};{ALL_CONV}", "--option", "population=4",
+        "--budget", "8", "--seed", "3", "--store", str(db),
+        "--data-dir", str(table.parent.parent),
+    ]  # fmt: skip
+    evaluate, calls = NB201Benchmark.evaluate, []
+
+    def interrupted(self, candidate):
+        calls.append(candidate)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return evaluate(self, candidate)
+
+    monkeypatch.setattr(NB201Benchmark, "evaluate", interrupted)
+    assert cli.main([*args, "--name", "cut"]) == 130
+    monkeypatch.setattr(NB201Benchmark, "evaluate", evaluate)
+    with Store(db) as store:
+        before = {t.number: t.finished for t in store.trials(store.get_run("cut"))}
+    assert cli.main(["resume", "cut", "--store", str(db), "--data-dir", args[-1]]) == 0
+    assert cli.main([*args, "--name", "whole"]) == 0
+    capsys.readouterr()
+    with Store(db) as store:
+        cut = store.trials(store.get_run("cut"))
+        whole = store.trials(store.get_run("whole"))
+    assert [t.arch for t in cut] == [t.arch for t in whole]
+    assert [t.arch for t in cut[:2]] == [RESNET_LIKE, ALL_CONV]
+    finished = {n: f for n, f in before.items() if f is not None}
+    assert len(finished) == 3
+    assert all(cut[n].finished == f for n, f in finished.items())
