@@ -1,15 +1,15 @@
 """Which zero-cost proxy ranks mobile-space networks under a latency budget as short training does?
 
     python benchmarks/proxy_vs_training_mobile.py [--store benchmarks/out/latency_budget.db]
-        [--proxies meco,params,synflow,zen,zico,az_nas] [--runs PREFIX]
+        [--proxies meco,params,synflow,zen,zico,az_nas] [--runs REGEX]
         [--out benchmarks/out/proxy_vs_training_mobile.json]
 
 `latency_budget_search.py` searches the mobile space with real training, and its default
 strategy (`config.DEFAULT_TRAIN_SEARCH`: proxy-guided evolution, MeCo) lets a zero-cost proxy
 pick which networks get trained. MeCo was chosen on NAS-Bench-201 cells; whether it ranks
 MobileNetV2-like networks at 28x28 is a separate question. This script answers it from
-trainings already paid for: every finished trial of the stored runs whose names start with
-``--runs`` (each a network trained with the search's recipe, its validation accuracy the
+trainings already paid for: every finished trial of the stored runs whose names match the regular
+expression ``--runs`` (each a network trained with the search's recipe, its validation accuracy the
 truth here), scored by each proxy exactly as the search scores it (`factory.make_scorer` on
 the run's own data, seed 0), with Spearman rho and Kendall tau per proxy and a bootstrap 95 %
 interval (networks resampled). The trials were picked by searches, not drawn at random, so the
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -39,20 +40,22 @@ OUT = Path(__file__).resolve().parent / "out"
 def _args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--store", default=str(OUT / "latency_budget.db"))
-    p.add_argument("--runs", default="budget-fashion-mnist", help="run-name prefix")
+    p.add_argument(
+        "--runs", default=r"^budget-fashion-mnist-.*-e2-s0\.05-", help="run names (a regex)"
+    )
     p.add_argument("--proxies", default="meco,params,synflow,zen,zico,az_nas")
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--out", type=Path, default=OUT / "proxy_vs_training_mobile.json")
     return p.parse_args()
 
 
-def trained_networks(store_url: str, prefix: str) -> tuple[object, dict[str, float], list[str]]:
+def trained_networks(store_url: str, pattern: str) -> tuple[object, dict[str, float], list[str]]:
     """(a run's config, {arch string: best validation accuracy over runs}, run names)."""
     accs: dict[str, float] = {}
     names, cfg = [], None
     with Store(store_url) as store:
         for name in store.run_names():
-            if not name.startswith(prefix):
+            if not re.search(pattern, name):
                 continue
             try:
                 _, cfg_now, trials = final.load_run(store, name)
@@ -65,7 +68,7 @@ def trained_networks(store_url: str, prefix: str) -> tuple[object, dict[str, flo
                     key = mobile.to_string(mobile.from_string(str(t.arch)))
                     accs[key] = max(accs.get(key, -1.0), float(t.result.objective))
     if cfg is None:
-        raise SystemExit(f"no finished run named {prefix}... in {store_url}")
+        raise SystemExit(f"no finished run matching {pattern!r} in {store_url}")
     return cfg, accs, names
 
 
