@@ -71,6 +71,11 @@ def _args() -> argparse.Namespace:
     p.add_argument(
         "--option", action="append", default=[], metavar="KEY=VALUE", help="a strategy option"
     )
+    p.add_argument(
+        "--init-baseline",
+        action="store_true",
+        help="start the search from the baseline (--option init=BASELINE; evolution strategies)",
+    )
     p.add_argument("--budget", type=int, default=12, help="trials per search")
     p.add_argument("--epochs", type=int, default=2, help="epochs per search trial")
     p.add_argument("--subset", type=float, default=0.05, help="share of images per trial")
@@ -108,8 +113,11 @@ def latency_table(args: argparse.Namespace) -> Path:
     return path
 
 
-def search(args: argparse.Namespace, table: Path, budget_ms: float, seed: int) -> str:
+def search(
+    args: argparse.Namespace, table: Path, budget_ms: float, seed: int, baseline: str
+) -> str:
     options = "".join(f"-{o.replace('=', '_')}" for o in args.option)
+    options += "-initbase" if args.init_baseline else ""
     name = (f"budget-{args.dataset}-w{args.baseline_width:g}-{args.strategy}{options}"
             f"-b{args.budget}"
             f"-e{args.epochs}-s{args.subset:g}-lr{args.lr:g}-bs{args.batch_size}"
@@ -124,6 +132,7 @@ def search(args: argparse.Namespace, table: Path, budget_ms: float, seed: int) -
         return name
     strategy = [] if args.strategy == "default" else ["--strategy", args.strategy]
     strategy += [flag for option in args.option for flag in ("--option", option)]
+    strategy += ["--option", f"init={baseline}"] if args.init_baseline else []
     cli("search", "--space", "mobile", "--dataset", args.dataset, *strategy,
         "--budget", str(args.budget), "--epochs", str(args.epochs), "--subset", str(args.subset),
         "--seed", str(seed), "--constraint", f"latency_ms<={budget_ms:.4f}", "--latency-table",
@@ -251,7 +260,7 @@ def main() -> None:
           f"(table predicts {table.predict(baseline):.3f} ms)", flush=True)  # fmt: skip
     rows = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        name = search(args, table_path, budget, seed)
+        name = search(args, table_path, budget, seed, baseline_text)
         cfg, within, passed_over = shortlist(table, name, baseline, args)
         trained = []
         for candidate in within:
