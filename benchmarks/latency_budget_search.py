@@ -263,12 +263,11 @@ def main() -> None:
         name = search(args, table_path, budget, seed, baseline_text)
         cfg, within, passed_over = shortlist(table, name, baseline, args)
         trained = []
-        for candidate in within:
-            c = candidate
+        for c in within:
             print(f"seed {seed}: trial {c['trial']} {c['arch']} ({c['measured_ms']:.3f} ms "
                   f"measured, {c['predicted_ms']:.3f} predicted; baseline "
                   f"{c['baseline_ms_now']:.3f})", flush=True)  # fmt: skip
-            trained.append({**candidate, **train(cfg, candidate["arch"], seed, args)})
+            trained.append({**c, **train(cfg, c["arch"], seed, args)})
         # the final pick is by validation accuracy: the test set only scores the pick
         found = max(trained, key=lambda row: row["val_acc"])
         theirs = train(cfg, baseline_text, seed, args)
