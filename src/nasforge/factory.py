@@ -340,7 +340,7 @@ def _benchmark_estimator(
         raise ConfigError(
             f"no tabular or surrogate benchmark for space {name!r}; benchmarks exist for "
             f"{covered}; for another space give your own table (--table FILE.csv), or train "
-            "for real (nasforge search --estimator train)"
+            "for real (--estimator train)"
         )
     what, datasets = BENCHMARKS[name]
     if dataset not in datasets:
