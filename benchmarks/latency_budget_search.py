@@ -2,9 +2,10 @@
 the same latency (#15: "Best under a latency budget on this CPU").
 
     python benchmarks/latency_budget_search.py [--dataset fashion-mnist] [--baseline-width 0.5]
-        [--runtime eager] [--strategy default] [--option KEY=VALUE ...] [--budget 12]
-        [--epochs 2] [--subset 0.05] [--final-epochs 3] [--final-subset 0.1] [--seeds 3]
-        [--first-seed 0] [--budget-ms MS] [--lr 0.05] [--batch-size 64]
+        [--runtime eager] [--strategy default] [--option KEY=VALUE ...] [--init-baseline]
+        [--budget 12] [--epochs 2] [--subset 0.05] [--final-epochs 3] [--final-subset 0.1]
+        [--final-top-k 1] [--seeds 3] [--first-seed 0] [--budget-ms MS] [--lr 0.05]
+        [--batch-size 64]
         [--store benchmarks/out/latency_budget.db] [--out benchmarks/out/latency_budget.json]
     python benchmarks/latency_budget_search.py --merge OUT.json [OUT.json ...]
 
@@ -16,7 +17,10 @@ the same latency (#15: "Best under a latency budget on this CPU").
    for runs that share the CPU with another job and would measure it high).
 3. Per seed: ``nasforge search --space mobile --constraint latency_ms<=BUDGET --latency-table
    TABLE`` with real training (``--epochs`` on ``--subset`` of the training images per trial),
-   so only networks the table predicts within the budget are ever trained.
+   so only networks the table predicts within the budget are ever trained. With
+   ``--init-baseline`` the search starts from the baseline (``--option init=BASELINE``,
+   evolution strategies); the table must then predict the baseline within the budget, so give
+   ``--budget-ms`` the table's own figure for it where that is above the measured one.
 4. The shortlist: the run's trials best first (validation accuracy); each is measured end
    to end beside the baseline, in alternating rounds so the machine's drift hits both alike,
    and the first ``--final-top-k`` whose measured latency is within the baseline's are kept (a
