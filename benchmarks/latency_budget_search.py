@@ -262,6 +262,11 @@ def main() -> None:
     how = "given" if args.budget_ms else "measured"
     print(f"budget: MobileNetV2 {args.baseline_width:g} {how} {budget:.3f} ms "
           f"(table predicts {table.predict(baseline):.3f} ms)", flush=True)  # fmt: skip
+    if args.init_baseline and table.predict(baseline) > budget:
+        print(f"--init-baseline: the table predicts the baseline at {table.predict(baseline):.4f} "
+              f"ms, over the {budget:.4f} ms budget, so the search would refuse it; give "
+              f"--budget-ms {table.predict(baseline) + 5e-5:.4f}", file=sys.stderr)  # fmt: skip
+        sys.exit(2)
     rows = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         name = search(args, table_path, budget, seed, baseline_text)
