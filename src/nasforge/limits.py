@@ -16,12 +16,14 @@ Limits nobody can meet are refused before the first trial (`check_reachable`).
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 from nasforge.capabilities import capabilities_of
 from nasforge.core import Arch, Candidate
-from nasforge.errors import ConfigError
+from nasforge.errors import ConfigError, NasforgeWarning
 from nasforge.strategies.constraints import MetricBound, parse_bound
 
 #: names with a meaning of their own; any other name must be a benchmark's looked-up metric
@@ -64,14 +66,7 @@ def _measure(
                 "--constraint latency_ms<=... predicts latency from a latency table: give "
                 "--latency-table FILE (made by 'nasforge latency-table')"
             )
-        from nasforge.oneshot.latency_model import load_table
-
-        table = load_table(latency_table)
-        settings = {
-            k: v for k, v in net.items() if k in ("input_size", "num_classes", "in_channels")
-        }
-        table.predict(space.sample(_rng()), **settings)  # another network's table: refused now
-        return (lambda arch: table.predict(arch, **settings)), f"predicted by {latency_table}"
+        return _predicted_latency(space, net, latency_table)
     if lookup:
         probe = estimator.evaluate(Candidate(space.sample(_rng())))
         if name not in probe.metrics:
@@ -85,6 +80,39 @@ def _measure(
         f"--constraint {name}: only {', '.join(BUILT_IN)} are known before training; "
         "a metric measured by training cannot keep an architecture from being trained"
     )
+
+
+def _predicted_latency(space: Any, net: dict[str, Any], path: str) -> tuple[Any, str]:
+    """``latency_ms`` predicted by the table at ``path``. A table covering part of the space
+    (a mobile table built for some widths) keeps the search to that part: the latency of the
+    rest is unknown, so it counts as over the limit, and a warning says so once."""
+    from nasforge.oneshot.latency_model import load_table
+
+    table = load_table(path)
+    settings = {k: v for k, v in net.items() if k in ("input_size", "num_classes", "in_channels")}
+    rng = _rng()
+    probe = space.sample(rng)
+    for _ in range(200):
+        if table.covers(probe):
+            break
+        probe = space.sample(rng)
+    table.predict(probe, **settings)  # another space's or network's table: refused now
+    how = f"predicted by {path}"
+    part = table.ops.part()
+    if part is not None:
+        how += f", which covers {part} only"
+        warnings.warn(
+            f"the latency table {path} covers {part} of the {table.ops.space} space only: the "
+            f"search keeps to {part}, since it cannot predict the latency of the rest (a table "
+            "built with 'nasforge latency-table --width all' covers every width)",
+            NasforgeWarning,
+            stacklevel=2,
+        )
+
+    def predicted(arch: Arch) -> float:
+        return table.predict(arch, **settings) if table.covers(arch) else math.inf
+
+    return predicted, how
 
 
 def _looked_up(estimator: Any, arch: Arch, name: str) -> float:

@@ -169,6 +169,36 @@ def test_meco_against_numpy_correlations() -> None:
     assert score == pytest.approx(expected, rel=1e-6)
 
 
+def test_meco_of_a_net_whose_batch_norm_sees_a_1x1_map_scores_its_convolutions() -> None:
+    """One image pooled to 1x1 before a batch norm: torch refuses train mode there (what an
+    8x8 digit through a mobile network hit). The score is the one computed by hand with
+    train-mode batch statistics where there are several values per channel, and the net is
+    left in train mode."""
+    torch.manual_seed(8)
+    net = nn.Sequential(
+        nn.Conv2d(2, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Conv2d(4, 5, 1),
+        nn.BatchNorm2d(5),
+        nn.Flatten(),
+        nn.Linear(5, 3),
+    )
+    x = torch.randn((1, 2, 4, 4), generator=torch.Generator().manual_seed(9))
+    score = meco_score(net, x, classes=3)
+    assert all(m.training for m in net.modules())
+    with torch.no_grad():
+        f1 = net[0](x)
+        mean, var = f1.mean((0, 2, 3), keepdim=True), f1.var((0, 2, 3), unbiased=False)
+        normed = (f1 - mean) / torch.sqrt(var.reshape(1, -1, 1, 1) + 1e-5)
+        f2 = net[4](torch.relu(normed).mean((2, 3), keepdim=True))
+    feature = f1[0].numpy().reshape(4, -1).astype(float)
+    expected = 4 * float(np.linalg.eigvalsh(np.nan_to_num(np.corrcoef(feature)))[0])
+    assert f2.shape[-1] == 1  # a 1x1 map: no correlation, so it adds 0
+    assert score == pytest.approx(expected, rel=1e-6)
+
+
 def test_jacob_cov_against_numpy_eigenvalues_of_per_sample_jacobians() -> None:
     net = mlp(seed=10, dtype=torch.float64)  # a seed whose Jacobian rows all vary
     x, _ = data(n=5, seed=11, dtype=torch.float64)

@@ -41,7 +41,11 @@ def test_the_latency_model_sums_to_the_tables_prediction(net, table_file) -> Non
     rng = np.random.default_rng(0)
     for _ in range(20):
         index = net.sample_index(rng)
-        assert model.of(index) == pytest.approx(table.predict(net.arch_of(index)), rel=1e-5)
+        arch = net.arch_of(index)
+        # the model sums float32 entries: its rounding is relative to the terms, not to their
+        # sum, which a fitted constant near minus the sum (a busy machine's fit) makes tiny
+        terms = table.scale * sum(ms for _, ms in table.breakdown(arch)) + abs(table.constant_ms)
+        assert model.of(index) == pytest.approx(table.predict(arch), rel=1e-5, abs=1e-6 * terms)
 
 
 def test_expected_latency_gradient_in_closed_form(net, table_file) -> None:

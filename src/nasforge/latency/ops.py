@@ -72,6 +72,15 @@ class SpaceOps(Protocol):
         """A random architecture of the part of the space these settings cover."""
         ...
 
+    def covers(self, arch: object) -> bool:
+        """Whether ``arch`` lies in the part of the space these settings cover."""
+        ...
+
+    def part(self) -> str | None:
+        """That part in words when it is not the whole space (None when it is): a search
+        with this table keeps to it."""
+        ...
+
     def to_string(self, arch: Any) -> str: ...
 
     def from_string(self, text: str) -> Any: ...
@@ -153,6 +162,16 @@ class MobileOps:
     def _classifier(self, channels: int, side: int) -> Op:
         key = f"classifier_c{channels}-{self.num_classes}_r{side}"
         return Op(key, (channels, side, side), ("classifier", channels, self.num_classes))
+
+    def covers(self, arch: object) -> bool:
+        return isinstance(arch, mobile.MobileArch) and arch.width in self.widths
+
+    def part(self) -> str | None:
+        if set(self.widths) == set(mobile.WIDTHS):
+            return None
+        return (
+            f"width{'s' if len(self.widths) > 1 else ''} {', '.join(f'{w:g}' for w in self.widths)}"
+        )
 
     def check(self, arch: object) -> mobile.MobileArch:
         if not isinstance(arch, mobile.MobileArch):

@@ -204,6 +204,11 @@ class LatencyTable:
         """``arch``'s ops in order with their entries."""
         return [(op.key, self.op_ms(op, clock)) for op in self.ops.ops(arch)]
 
+    def covers(self, arch: Any) -> bool:
+        """Whether the table prices ``arch`` (a mobile table prices the widths it was built
+        for); `predict` refuses the others."""
+        return bool(self.ops.covers(arch))
+
     def predict(self, arch: Any, clock: str = "wall", **settings: Any) -> float:
         """Predicted milliseconds of ``arch``'s network: the sum of its ops' entries times the
         fitted scale plus the fitted constant (``clock="cpu"``: CPU time, from the CPU entries,

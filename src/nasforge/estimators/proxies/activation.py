@@ -155,7 +155,10 @@ def _jacob_cov(jac: np.ndarray) -> float:
 def meco_score(net: nn.Module, x: torch.Tensor, classes: int) -> float:
     """MeCo of ``net`` on one image (Jiang et al. 2023): the sum over convolutions of channels
     times the smallest eigenvalue of the Pearson correlation between the channels' feature
-    maps. Train-mode batch norm, as at initialisation in the paper; ``x`` holds that image."""
+    maps. Train-mode batch norm, as at initialisation in the paper; ``x`` holds that image.
+    Departure: a batch norm that sees one value per channel (a 1x1 map of small inputs, such as
+    8x8 digits through a mobile network) has no batch statistics and torch refuses it in train
+    mode; that layer alone uses its initial running statistics (the identity) instead."""
     net.train()
     total = 0.0
 
@@ -164,13 +167,23 @@ def meco_score(net: nn.Module, x: torch.Tensor, classes: int) -> float:
         total += _meco_layer(output.detach()[0])
 
     handles = [m.register_forward_hook(on_conv) for m in net.modules() if isinstance(m, nn.Conv2d)]
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    handles += [m.register_forward_pre_hook(_one_value_per_channel_in_eval) for m in norms]
     try:
         with torch.no_grad():
             check_logits(net(x), len(x), classes)
     finally:
         for handle in handles:
             handle.remove()
+        for norm in norms:
+            norm.train()
     return finite(total)
+
+
+def _one_value_per_channel_in_eval(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+    """A batch norm given a single value per channel runs on its running statistics."""
+    x = inputs[0]
+    module.train(x.numel() != x.shape[1])
 
 
 def _meco_layer(feature: torch.Tensor) -> float:
