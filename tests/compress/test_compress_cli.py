@@ -43,17 +43,40 @@ def test_the_names_the_plan_checks_are_the_modules_own() -> None:
     assert set(pipeline.QUANTIZE_MODE_NAMES) == set(quantize.QUANTIZE_MODES)
 
 
+def test_training_stages_of_too_few_steps_are_named_with_their_flag() -> None:
+    from nasforge.compress.pipeline import CompressPlan, few_steps_advice
+
+    images = len(load_dataset("digits").train_x)
+    batches = -(-images // 64)
+    assert batches < 50  # one epoch of the digits is too few steps
+    plan = CompressPlan(prune=0.5, method="slimming", quantize="qat")
+    lines = few_steps_advice(plan, images)
+    assert [line.split(" runs only")[0] for line in lines] == [
+        "sparsity training", "fine-tuning", "quantisation-aware training"
+    ]  # fmt: skip
+    assert all(f"only {batches} SGD step(s) ({images} training images" in x for x in lines)
+    assert "--sparsity-epochs" in lines[0] and "--qat-epochs" in lines[2]
+    enough = -(-50 // batches)
+    assert few_steps_advice(CompressPlan(prune=0.5, finetune_epochs=enough), images) == []
+    assert few_steps_advice(CompressPlan(prune=0.5, finetune_epochs=enough - 1), images)
+    assert few_steps_advice(CompressPlan(prune=0.5, finetune_epochs=0), images) == []
+    assert few_steps_advice(CompressPlan(quantize="int8"), images) == []  # nothing trains
+    distilled = few_steps_advice(CompressPlan(prune=0.5, distill=True), images)
+    assert distilled[0].startswith("distillation runs only")
+
+
 def _one_line_exit_2(
     args: list[str], capsys: pytest.CaptureFixture[str], progress: bool = False
 ) -> str:
-    """The error line; with ``progress``, after the command's own progress lines (a budget
-    found unreachable while pruning), else alone (refused before any work)."""
+    """The error line; with ``progress``, after the command's own progress lines and warnings
+    (a budget found unreachable while pruning), else alone (refused before any work)."""
     with pytest.raises(SystemExit) as exit_info:
         cli.main(args)
     assert exit_info.value.code == 2
     lines = capsys.readouterr().err.splitlines()
     if progress:
-        assert all(line.startswith("compress: ") for line in lines[:-1]), lines
+        advice = ("compress: ", "nasforge: warning: ")
+        assert all(line.startswith(advice) for line in lines[:-1]), lines
     else:
         assert len(lines) == 1, lines
     assert lines[-1].startswith("nasforge: error: ")
@@ -68,7 +91,10 @@ def test_prune_then_int8_records_each_step_and_writes_checked_files(
     args = ["compress", RUN, "--store", str(store), "--prune", "0.5", "--quantize", "int8",
             "--finetune-epochs", "1", "--out", str(out), "--json"]  # fmt: skip
     assert cli.main(args) == 0
-    summary = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    # one epoch of the digits' training images at batch 64 is under 50 steps: said once
+    assert captured.err.count("nasforge: warning: fine-tuning runs only") == 1, captured.err
     steps = {s["step"]: s for s in summary["steps"]}
     assert list(steps) == ["original", "pruned (l1)", "fine-tuned (1 epochs)", "int8 (static)"]
     original, pruned = steps["original"], steps["pruned (l1)"]

@@ -14,7 +14,9 @@ model runs on), so the accuracy each saving costs is in one table.
 from __future__ import annotations
 
 import copy
+import math
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +26,7 @@ import torch
 from torch import nn
 
 from nasforge.compress import finetune
-from nasforge.errors import ConfigError
+from nasforge.errors import ConfigError, FewStepsWarning
 
 #: prune methods (`prune.PRUNE_METHODS`) and quantisation modes (`quantize.QUANTIZE_MODES`),
 #: named here so the CLI can list them without importing torch (a test keeps them equal)
@@ -333,6 +335,8 @@ def compress(
     classification), measuring the original and every step. ``out_dir`` receives the int8
     ONNX file of ``quantize="onnx-int8"`` (else a temporary folder)."""
     plan = plan.check()
+    for advice in few_steps_advice(plan, len(data.train_x)):
+        warnings.warn(advice, FewStepsWarning, stacklevel=2)
     original = copy.deepcopy(model).cpu().eval()
     work = copy.deepcopy(original)
     say("measuring the original")
@@ -355,6 +359,34 @@ def compress(
         work, step, onnx_path = _quantize(work, data, plan, folder, say)
         steps.append(step)
     return Compressed(work, steps, onnx_path)
+
+
+def few_steps_advice(plan: CompressPlan, images: int) -> list[str]:
+    """One line per training stage of ``plan`` with fewer SGD steps than
+    `MIN_USEFUL_STEPS` (the search's own floor): a pruned network fine-tuned for a handful of
+    steps keeps most of its accuracy loss, and the table would blame the pruning."""
+    from nasforge.estimators.train import MIN_USEFUL_STEPS
+
+    pruned = plan.prune is not None or plan.prune_macs is not None
+    stages = []
+    if pruned and plan.method == "slimming":
+        stages.append(("sparsity training", "--sparsity-epochs", plan.sparsity_epochs))
+    if pruned:
+        stages.append(("distillation" if plan.distill else "fine-tuning", "--finetune-epochs",
+                       plan.finetune_epochs))  # fmt: skip
+    if plan.quantize == "qat":
+        stages.append(("quantisation-aware training", "--qat-epochs", plan.qat_epochs))
+    batches = math.ceil(images / plan.batch_size)
+    lines = []
+    for what, flag, epochs in stages:
+        steps = epochs * batches
+        if 0 < steps < MIN_USEFUL_STEPS:
+            lines.append(
+                f"{what} runs only {steps} SGD step(s) ({images} training images, batch size "
+                f"{plan.batch_size}, {epochs} epoch(s)); at least {MIN_USEFUL_STEPS} are "
+                f"advised: raise {flag} or --subset, or lower --batch-size"
+            )
+    return lines
 
 
 def record_onnx_float(model: nn.Module, data: Data, plan: CompressPlan) -> StepRecord:
