@@ -95,6 +95,33 @@ def test_a_constrained_search_never_proposes_over_the_limit(tmp_path) -> None:
     assert sum(1 for v in latency.values() if v <= 1.5) < len(latency) / 2  # a real limit
 
 
+def test_a_latency_band_keeps_every_trial_between_its_bounds(tmp_path) -> None:
+    store = str(tmp_path / "r.db")
+    done = nasforge(
+        "search", "--estimator", "benchmark", "--strategy", "evolution", "--budget", "40",
+        "--constraint", f"{LATENCY}>=4", "--constraint", f"{LATENCY}<=5",
+        "--store", store, "--name", "band",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    latency = pi5_latency_by_cell()
+    rows = trials_of(store, "band")
+    assert len(rows) == 40
+    assert all(4 <= latency[row["arch"]] <= 5 for row in rows)
+    below = sum(1 for v in latency.values() if v < 4)
+    above = sum(1 for v in latency.values() if v > 5)
+    assert below > len(latency) / 5 and above > len(latency) / 5  # both bounds exclude cells
+
+
+def test_a_lower_bound_meets_nothing_the_table_cannot_price() -> None:
+    from nasforge.strategies.constraints import MetricBound
+
+    unknown = MetricBound("latency_ms", 1.0, lambda arch: math.inf, "a table", ">=")
+    known = MetricBound("latency_ms", 1.0, lambda arch: 2.0, "a table", ">=")
+    assert not unknown("a") and known("a")
+    assert not MetricBound("latency_ms", 3.0, lambda arch: 2.0, "a table", ">=")("a")
+    assert known.description == "latency_ms >= 1 (a table)"
+
+
 def test_the_mnasnet_reward_picks_the_best_by_reward(tmp_path) -> None:
     store = str(tmp_path / "r.db")
     done = nasforge(
@@ -118,6 +145,9 @@ def test_the_mnasnet_reward_picks_the_best_by_reward(tmp_path) -> None:
          "<= 0.5 (looked up in nb201-benchmark): the smallest"),
         (["--constraint", "flops<=5"], "has no metric 'flops'; it has params"),
         (["--constraint", "params<5"], "--constraint 'params<5' is not accepted"),
+        (["--constraint", "params>=0"], "give NAME<=VALUE or NAME>=VALUE with VALUE > 0"),
+        (["--constraint", f"{LATENCY}>=4", "--constraint", f"{LATENCY}<=3"],
+         "(each limit alone is met, but no architecture meets them together)"),
         (["--constraint", "latency_ms<=5"], "give --latency-table FILE"),
         (["--scalarize", "mnasnet:T=3"], "--scalarize combines the --objectives"),
     ],
@@ -140,6 +170,16 @@ def test_smallest_latency_in_the_message_is_the_tables() -> None:
         check_reachable(space, [bound])
     assert f"is {min(pi5_latency_by_cell().values()):.4g}" in str(err.value)
     assert not math.isinf(bound.value(space.sample(__import__("numpy").random.default_rng(1))))
+
+
+def test_largest_latency_in_the_message_of_a_lower_bound_is_the_tables(tmp_path) -> None:
+    largest = max(pi5_latency_by_cell().values())
+    assert_search_refused(
+        tmp_path,
+        ["--constraint", f"{LATENCY}>={largest + 1:g}"],
+        f"{LATENCY} >= {largest + 1:g} (looked up in nb201-benchmark): the largest {LATENCY} "
+        f"among them is {largest:.4g}",
+    )
 
 
 def test_a_scalarized_training_estimator_still_gets_proxy_scores() -> None:

@@ -376,7 +376,9 @@ def add_search_arguments(p: argparse.ArgumentParser) -> None:
         metavar="NAME<=VALUE",
         help="a hard limit known before training, repeatable: params, macs, latency_ms "
         "(predicted by --latency-table), or a cost metric a benchmark looks up (e.g. "
-        "latency_ms/pi5/onnx/cifar100<=5); a limit no architecture meets is refused at once",
+        "latency_ms/pi5/onnx/cifar100<=5); NAME>=VALUE is a lower bound, to keep a search "
+        "near its budget (latency_ms>=3 --constraint latency_ms<=3.5); a limit no "
+        "architecture meets is refused at once",
     )
     what.add_argument(
         "--scalarize",

@@ -341,13 +341,15 @@ class RunConfig:
 
 def hardware_implied(objectives: str | None, constraints: Any = ()) -> list[str]:
     """The NB201 hardware metrics (``latency_ms/pi5/onnx/cifar100`` ...) that ``objectives``
-    or ``constraints`` (``NAME<=VALUE``) name: naming one asks for it, as ``--hardware``
-    would."""
+    or ``constraints`` (``NAME<=VALUE``, ``NAME>=VALUE``) name: naming one asks for it, as
+    ``--hardware`` would."""
+    import re
+
     from nasforge.estimators.benchmarks.hardware import METRIC_NAMES
     from nasforge.objectives import parse_objectives
 
     named = [o.name for o in parse_objectives(objectives)] if objectives else []
-    named += [str(c).partition("<=")[0].strip() for c in constraints or ()]
+    named += [re.split("<=|>=", str(c))[0].strip() for c in constraints or ()]
     for name in named:  # spelt like a hardware metric but not one the table has
         if name.startswith(("latency_ms/", "energy_mj/")) and name not in METRIC_NAMES:
             raise ConfigError(

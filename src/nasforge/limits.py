@@ -1,4 +1,5 @@
-"""``--constraint NAME<=VALUE`` -> constraints checked before an architecture is proposed.
+"""``--constraint NAME<=VALUE`` (or ``>=``, a lower bound) -> constraints checked before an
+architecture is proposed.
 
 What can be limited is what is known *before* training, so a strategy never spends a trial on
 an architecture that breaks the limit:
@@ -37,14 +38,14 @@ def make_bounds(
     lookup: bool,
     latency_table: str | None = None,
 ) -> list[MetricBound]:
-    """One `MetricBound` per ``NAME<=VALUE``. ``lookup``: the estimator is a tabular or
-    surrogate benchmark, whose metrics are known without training."""
+    """One `MetricBound` per ``NAME<=VALUE`` or ``NAME>=VALUE``. ``lookup``: the estimator is
+    a tabular or surrogate benchmark, whose metrics are known without training."""
     bounds = []
     net = {} if estimator is None else dict(capabilities_of(estimator).build_options)
     for text in texts:
-        name, limit = parse_bound(text)
+        name, sense, limit = parse_bound(text)
         measure, how = _measure(name, space, estimator, net, lookup, latency_table)
-        bounds.append(MetricBound(name, limit, measure, how))
+        bounds.append(MetricBound(name, limit, measure, how, sense))
     return bounds
 
 

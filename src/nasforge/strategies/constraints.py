@@ -6,6 +6,7 @@ compute without training.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from nasforge.core import Arch
@@ -30,31 +31,50 @@ class MaxParams:
         return self.space.param_count(arch, **self.net) <= self.limit
 
 
-#: the limits ``--constraint NAME<=VALUE`` accepts
-BOUND_FORMAT = "NAME<=VALUE, e.g. params<=500000, macs<=2e7, latency_ms/pi5/onnx/cifar100<=5"
+#: the limits ``--constraint`` accepts
+BOUND_FORMAT = (
+    "NAME<=VALUE or NAME>=VALUE with VALUE > 0, e.g. params<=500000, macs<=2e7, "
+    "latency_ms/pi5/onnx/cifar100<=5, latency_ms>=3"
+)
+#: the comparisons a bound may use: at most (an upper limit) or at least (a lower one)
+SENSES = ("<=", ">=")
 
 
-def parse_bound(text: str) -> tuple[str, float]:
-    """``"latency_ms<=5"`` -> ``("latency_ms", 5.0)``: a one-line ConfigError otherwise."""
-    name, sep, value = str(text).partition("<=")
+def parse_bound(text: str) -> tuple[str, str, float]:
+    """``"latency_ms<=5"`` -> ``("latency_ms", "<=", 5.0)``; ``">="`` gives a lower bound.
+    Anything else is a one-line ConfigError."""
+    text = str(text)
+    sense = next((s for s in SENSES if s in text), "")
+    name, sep, value = text.partition(sense) if sense else (text, "", "")
     try:
         limit = float(value)
     except ValueError:
         limit = float("nan")
-    if not sep or not name.strip() or not limit > 0:
+    if not sep or not name.strip() or not limit > 0 or math.isinf(limit):
         raise ConfigError(f"--constraint {text!r} is not accepted; give {BOUND_FORMAT}")
-    return name.strip(), limit
+    return name.strip(), sense, limit
 
 
 class MetricBound:
-    """Feasible when ``measure(arch) <= limit``. ``measure`` must be cheap and known before
-    training: an analytic count, a network built and counted, a latency-table prediction, or
-    a cost a tabular benchmark looks up (its accuracy columns are never read). Values are
-    cached per architecture, since strategies redraw and re-check the same ones."""
+    """Feasible when ``measure(arch) <= limit`` (``sense="<="``, the default) or ``>= limit``.
+    ``measure`` must be cheap and known before training: an analytic count, a network built
+    and counted, a latency-table prediction, or a cost a tabular benchmark looks up (its
+    accuracy columns are never read). Values are cached per architecture, since strategies
+    redraw and re-check the same ones.
 
-    def __init__(self, name: str, limit: float, measure: Any, how: str):
+    A lower bound keeps a search near its budget: at low training fidelity, a network well
+    under a latency or FLOPs budget often scores as well as one that uses it, and loses once
+    trained fully; SPOS (Guo et al., ECCV 2020, sec. 3.4) samples within a FLOPs range for the
+    same reason. An infinite value means "cannot be measured" (a latency table that does not
+    cover the architecture) and meets no bound, lower or upper.
+    """
+
+    def __init__(self, name: str, limit: float, measure: Any, how: str, sense: str = "<="):
+        if sense not in SENSES:
+            raise ValueError(f"sense must be one of {SENSES}, got {sense!r}")
         self.name, self.limit, self.measure, self.how = name, float(limit), measure, how
-        self.description = f"{name} <= {limit:g} ({how})"
+        self.sense = sense
+        self.description = f"{name} {sense} {limit:g} ({how})"
         self._values: dict[Arch, float] = {}
 
     def value(self, arch: Arch) -> float:
@@ -62,8 +82,13 @@ class MetricBound:
             self._values[arch] = float(self.measure(arch))
         return self._values[arch]
 
+    def met_by(self, value: float) -> bool:
+        if self.sense == "<=":
+            return value <= self.limit
+        return value >= self.limit and not math.isinf(value)
+
     def __call__(self, arch: Arch) -> bool:
-        return self.value(arch) <= self.limit
+        return self.met_by(self.value(arch))
 
 
 class AllOf:
@@ -84,7 +109,8 @@ def check_reachable(space: Any, bounds: Any, samples: int = 2000, seed: int = 0)
 
     A space of at most a million architectures is searched exhaustively for one that meets
     every bound; a larger one by ``samples`` uniform draws. The error names each bound and the
-    smallest value of it that was seen, so the user knows how far off the budget is.
+    value of it nearest to feasible that was seen (the smallest for an upper limit, the largest
+    for a lower one), so the user knows how far off the budget is.
     """
     import numpy as np
 
@@ -102,17 +128,32 @@ def check_reachable(space: Any, bounds: Any, samples: int = 2000, seed: int = 0)
         rng = np.random.default_rng(seed)
         archs = (space.sample(rng) for _ in range(samples))
         what = f"{samples:,} sampled architectures"
-    smallest = {b.name: float("inf") for b in bounds}
+    nearest = [_farthest_from(bound) for bound in bounds]
     for arch in archs:
         feasible = True
-        for bound in bounds:
+        for i, bound in enumerate(bounds):
             value = bound.value(arch)
-            smallest[bound.name] = min(smallest[bound.name], value)
-            feasible = feasible and value <= bound.limit
+            nearest[i] = _nearer(bound, nearest[i], value)
+            feasible = feasible and bound.met_by(value)
         if feasible:
             return
     detail = "; ".join(
-        f"{b.description}: the smallest {b.name} among them is {smallest[b.name]:.4g}"
-        for b in bounds
+        f"{b.description}: the {'smallest' if b.sense == '<=' else 'largest'} {b.name} among "
+        f"them is {value:.4g}"
+        for b, value in zip(bounds, nearest, strict=True)
     )
+    if all(b.met_by(value) for b, value in zip(bounds, nearest, strict=True)):
+        detail += " (each limit alone is met, but no architecture meets them together)"
     raise ConfigError(f"no architecture meets the constraints among {what}: {detail}")
+
+
+def _farthest_from(bound: MetricBound) -> float:
+    return math.inf if bound.sense == "<=" else -math.inf
+
+
+def _nearer(bound: MetricBound, seen: float, value: float) -> float:
+    """The one of ``seen`` and ``value`` nearer to meeting ``bound`` (infinite values, which
+    no bound accepts, count only while nothing finite was seen)."""
+    if math.isinf(value):
+        return seen
+    return min(seen, value) if bound.sense == "<=" else max(seen, value)
