@@ -249,10 +249,14 @@ def test_a_table_file_round_trips(small_table: tuple[LatencyTable, list, Path]) 
 
 
 def _edited(path: Path, tmp_path: Path, change: dict) -> Path:
+    """The table at ``path`` with ``change`` made; a new ``machine.key`` is copied to the
+    top-level ``machine_key`` as well, as in a table really built on that machine."""
     data = json.loads(path.read_text())
     for key, value in change.items():
         if key.startswith("machine."):
             data["machine"][key.split(".", 1)[1]] = value
+            if key == "machine.key":
+                data["machine_key"] = value
         else:
             data[key] = value
     out = tmp_path / "edited.json"
@@ -286,6 +290,26 @@ def test_a_table_of_another_machine_or_runtime_is_refused_naming_both(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         LatencyTable.load(path, runtime="eager")  # its own machine: no warning
+
+
+def test_a_table_naming_two_machines_is_refused(
+    small_table: tuple[LatencyTable, list, Path], tmp_path: Path
+) -> None:
+    """Editing only the top-level copy of the key must not pass for another machine's table,
+    nor editing only ``machine.key`` go unnoticed."""
+    _, _, path = small_table
+    here = json.loads(path.read_text())["machine"]["key"]
+    for field in ("machine_key", "machine.key"):
+        edited = _edited(path, tmp_path, {field: "Apple M2 Pro | 12c/12t | Darwin arm64"})
+        data = json.loads(edited.read_text())
+        if field == "machine.key":  # undo the helper's copy: the two keys now disagree
+            data["machine_key"] = here
+            edited.write_text(json.dumps(data))
+        with pytest.raises(NasforgeError) as refused:
+            LatencyTable.load(edited, runtime="eager")
+        assert "names two machines" in str(refused.value)
+        assert "Apple M2 Pro | 12c/12t | Darwin arm64" in str(refused.value)
+        assert here in str(refused.value) and "\n" not in str(refused.value)
 
 
 def test_broken_table_files_are_one_line_errors(tmp_path: Path) -> None:

@@ -401,6 +401,13 @@ class LatencyTable:
                 f"{where} is latency table version {data.get('version')!r}; this nasforge "
                 f"reads version {VERSION}"
             )
+        stated, described = data.get("machine_key"), (data.get("machine") or {}).get("key")
+        if stated is not None and described is not None and stated != described:
+            raise DataFormatError(
+                f"{where} names two machines: machine_key {stated!r} but machine.key "
+                f"{described!r} (edited by hand?); the check reads machine.key, so make the two "
+                "agree or rebuild the table with 'nasforge latency-table'"
+            )
         try:
             if data["space"] not in TABLE_SPACES:
                 raise KeyError("space")
