@@ -3,6 +3,7 @@ the same latency (#15: "Best under a latency budget on this CPU").
 
     python benchmarks/latency_budget_search.py [--dataset fashion-mnist] [--baseline-width 0.5]
         [--runtime eager] [--strategy default] [--option KEY=VALUE ...] [--init-baseline]
+        [--floor FRACTION]
         [--budget 12] [--epochs 2] [--subset 0.05] [--final-epochs 3] [--final-subset 0.1]
         [--final-top-k 1] [--seeds 3] [--first-seed 0] [--budget-ms MS] [--lr 0.05]
         [--batch-size 64]
@@ -17,7 +18,9 @@ the same latency (#15: "Best under a latency budget on this CPU").
    for runs that share the CPU with another job and would measure it high).
 3. Per seed: ``nasforge search --space mobile --constraint latency_ms<=BUDGET --latency-table
    TABLE`` with real training (``--epochs`` on ``--subset`` of the training images per trial),
-   so only networks the table predicts within the budget are ever trained. With
+   so only networks the table predicts within the budget are ever trained (and, with
+   ``--floor F``, at F x budget or more: a band that keeps the search from cheaper networks
+   that score as well at low fidelity and lose when trained fully). With
    ``--init-baseline`` the search starts from the baseline (``--option init=BASELINE``,
    evolution strategies); the table must then predict the baseline within the budget, so give
    ``--budget-ms`` the table's own figure for it where that is above the measured one.
@@ -80,6 +83,14 @@ def _args() -> argparse.Namespace:
         action="store_true",
         help="start the search from the baseline (--option init=BASELINE; evolution strategies)",
     )
+    p.add_argument(
+        "--floor",
+        type=float,
+        default=None,
+        metavar="FRACTION",
+        help="search only networks the table predicts at FRACTION of the budget or more "
+        "(--constraint latency_ms>=FRACTION*BUDGET): keeps the search near the budget",
+    )
     p.add_argument("--budget", type=int, default=12, help="trials per search")
     p.add_argument("--epochs", type=int, default=2, help="epochs per search trial")
     p.add_argument("--subset", type=float, default=0.05, help="share of images per trial")
@@ -122,6 +133,7 @@ def search(
 ) -> str:
     options = "".join(f"-{o.replace('=', '_')}" for o in args.option)
     options += "-initbase" if args.init_baseline else ""
+    options += f"-floor{args.floor:g}" if args.floor else ""
     name = (f"budget-{args.dataset}-w{args.baseline_width:g}-{args.strategy}{options}"
             f"-b{args.budget}"
             f"-e{args.epochs}-s{args.subset:g}-lr{args.lr:g}-bs{args.batch_size}"
@@ -137,6 +149,8 @@ def search(
     strategy = [] if args.strategy == "default" else ["--strategy", args.strategy]
     strategy += [flag for option in args.option for flag in ("--option", option)]
     strategy += ["--option", f"init={baseline}"] if args.init_baseline else []
+    if args.floor:
+        strategy += ["--constraint", f"latency_ms>={args.floor * budget_ms:.4f}"]
     cli("search", "--space", "mobile", "--dataset", args.dataset, *strategy,
         "--budget", str(args.budget), "--epochs", str(args.epochs), "--subset", str(args.subset),
         "--seed", str(seed), "--constraint", f"latency_ms<={budget_ms:.4f}", "--latency-table",
