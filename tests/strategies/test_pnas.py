@@ -3,8 +3,6 @@ space that grows, and search quality against random search on a synthetic object
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -222,14 +220,22 @@ def test_an_ask_stays_fast_on_the_full_pnas_space():
             weights[min(s, 2), space.ops.index(op)] for b in arch.normal for s, op in b.halves
         )
 
-    strategy, slowest = PNAS(space, seed=0), 0.0
+    strategy = PNAS(space, seed=0)
+    scored: list[int] = []  # how many cells each call of the predictor ranks
+    rank = strategy._rank
+
+    def counted(archs):
+        scored.append(len(archs))
+        return rank(archs)
+
+    strategy._rank = counted
     for _ in range(160):
-        start = time.perf_counter()
         candidate = strategy.ask()
-        slowest = max(slowest, time.perf_counter() - start)
         strategy.tell(candidate, Result(objective=objective(candidate.arch)))
     assert strategy.refining
-    assert slowest < 2.0  # measured about 0.2 s on an idle core; generous for busy machines
+    # an ask's cost is the predictor's ranking: capped at max_children cells, not the up to
+    # 6,162 children a parent has (a work count, not a timing, so a busy machine cannot fail it)
+    assert strategy.beam < max(scored) <= strategy.max_children
 
 
 def test_candidates_carry_no_fidelity():

@@ -115,6 +115,14 @@ def _representatives() -> dict[str, NB201Arch]:
     return {key: arch for key, (_, arch) in best.items()}
 
 
+@functools.cache
+def _canonical_by_cell() -> dict[NB201Arch, NB201Arch]:
+    """Every cell -> its representative (built once, ~0.1 s): strategies canonicalise each
+    draw, and rebuilding the key string each time made that most of random search's cost."""
+    representatives = _representatives()
+    return {arch: representatives[canonical_key(arch)] for arch in _all_cells()}
+
+
 def to_string(arch: NB201Arch) -> str:
     """The benchmark's string, e.g. ``|nor_conv_3x3~0|+|none~0|skip_connect~1|+|...~2|``."""
     ops = _check(arch).ops
@@ -335,7 +343,8 @@ class NB201Space(DecisionVectorSpace):
         The benchmark's classes (see ``canonical_key``) leave a few function-equal cells apart, such
         as different all-zero cells; we keep its partition so results line up with its tables.
         """
-        return _representatives()[canonical_key(arch)]
+        found = _canonical_by_cell().get(arch)
+        return found if found is not None else _representatives()[canonical_key(arch)]
 
     def size(self) -> int:
         return len(OPS) ** len(EDGES)

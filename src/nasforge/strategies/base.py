@@ -25,7 +25,7 @@ Contract every strategy keeps:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -43,6 +43,9 @@ __all__ = [
     "SeenSet",
     "Strategy",
 ]
+
+#: spaces of at most this many architectures are listed once their samples stop finding new ones
+POOL_LIMIT = 1_000_000
 
 #: A feasibility test on an architecture, checked before it is proposed (cheap: no training).
 Constraint = Callable[[Arch], bool]
@@ -98,6 +101,7 @@ class SeededStrategy:
         self.history: list[tuple[Candidate, Result]] = []
         self.failures: list[Candidate] = []
         self.seen = SeenSet(space)
+        self._pool: list[Arch] | None = None  # `_uniform_draws`' shuffled listing, once needed
 
     # the protocol -----------------------------------------------------------------------
 
@@ -130,8 +134,7 @@ class SeededStrategy:
                 self.seen.add(arch)
                 return arch
             fallback = arch if fallback is None else fallback
-        for _ in range(10 * self.max_redraws):
-            arch = self.space.sample(self.rng)
+        for arch in self._uniform_draws():
             if self.feasible(arch):
                 if arch not in self.seen:
                     self.seen.add(arch)
@@ -139,11 +142,51 @@ class SeededStrategy:
                 fallback = arch if fallback is None else fallback
         if fallback is not None:
             return fallback
-        raise ConfigError(
-            f"{self.name}: no feasible architecture in {11 * self.max_redraws} draws; "
-            "the constraint is too strict for this space"
+        searched = (
+            "among all its architectures"
+            if self._pool is not None
+            else (f"in {11 * self.max_redraws} draws")
         )
+        raise ConfigError(
+            f"{self.name}: no feasible architecture {searched}; the constraint is too strict "
+            "for this space"
+        )
+
+    def _uniform_draws(self) -> Iterator[Arch]:
+        """Uniform draws for `propose` once ``draw`` stops finding anything new.
+
+        A space of at most `POOL_LIMIT` architectures that can list them draws from a seeded
+        shuffle of that list, discarding for good each one already proposed (its class) or
+        infeasible: the same distribution as rejection sampling, each draw uniform over the
+        cells not yet ruled out, but a space near exhaustion costs one pass in all instead of
+        ``10 * max_redraws`` draws per proposal (random search on NB201's 6,466 classes fell
+        to about 3 proposals a second past 10,000 trials). It ends when nothing new and
+        feasible is left. Other spaces get ``10 * max_redraws`` independent samples.
+        """
+        if self._pool is None and _listable(self.space):
+            pool = list(self.space.enumerate())
+            self._pool = [pool[int(i)] for i in self.rng.permutation(len(pool))]
+        if self._pool is None:
+            for _ in range(10 * self.max_redraws):
+                yield self.space.sample(self.rng)
+            return
+        while self._pool:
+            arch = self._pool[-1]
+            if arch in self.seen or not self.feasible(arch):
+                self._pool.pop()  # ruled out for good: seen stays seen, feasibility is fixed
+                continue
+            yield arch
 
     def sample_new(self) -> Arch:
         """A uniformly random feasible architecture not proposed before."""
         return self.propose(lambda: self.space.sample(self.rng))
+
+
+def _listable(space: SearchSpace) -> bool:
+    """Can ``space`` list its architectures, and are there at most `POOL_LIMIT`?"""
+    if not callable(getattr(space, "enumerate", None)):
+        return False
+    try:
+        return int(space.size()) <= POOL_LIMIT  # type: ignore[attr-defined]
+    except (AttributeError, NotImplementedError, TypeError, OverflowError):
+        return False
