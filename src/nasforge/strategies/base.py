@@ -126,6 +126,8 @@ class SeededStrategy:
         leave a parent's mutations nothing new and feasible); only then is a duplicate
         accepted (tiny or exhausted spaces must not stall). Infeasible ones never are."""
         fallback = None
+        if self._pool == []:  # every feasible class was proposed: the first feasible repeat
+            return self._feasible_repeat(draw)
         for _ in range(self.max_redraws):
             arch = draw()
             if not self.feasible(arch):
@@ -151,6 +153,18 @@ class SeededStrategy:
             f"{self.name}: no feasible architecture {searched}; the constraint is too strict "
             "for this space"
         )
+
+    def _feasible_repeat(self, draw: Callable[[], Arch]) -> Arch:
+        """A feasible architecture, proposed before: what an exhausted space has left."""
+        for _ in range(self.max_redraws):
+            arch = draw()
+            if self.feasible(arch):
+                return arch
+        for _ in range(10 * self.max_redraws):
+            arch = self.space.sample(self.rng)
+            if self.feasible(arch):
+                return arch
+        raise ConfigError(f"{self.name}: no feasible architecture left to propose")
 
     def _uniform_draws(self) -> Iterator[Arch]:
         """Uniform draws for `propose` once ``draw`` stops finding anything new.
