@@ -3,14 +3,13 @@ against the benchmark's CSV files read here, impossible limits refused before an
 
 from __future__ import annotations
 
-import csv
-import gzip
 import json
 import math
 
 import pytest
 from tests.cli_run import assert_search_refused, nasforge
 from tests.conftest import require_data
+from tests.nb201_hardware_csv import pi5_latency_by_cell
 
 from nasforge.core import Candidate, Result
 from nasforge.errors import ConfigError
@@ -63,16 +62,6 @@ def test_scalarized_estimator_keeps_the_objective_and_rewrites_the_curve() -> No
     with pytest.raises(ConfigError, match="needs --objectives ACCURACY:max,COST:min"):
         ScalarizedEstimator(Fixed(), Objectives(parse_objectives("latency_ms:min,val_acc"),
                             "val_acc"), Scalarizer.parse("mnasnet:T=2"))  # fmt: skip
-
-
-def pi5_latency_by_cell() -> dict[str, float]:
-    """Cell string -> Pi 5 ONNX latency, from the two CSV files (not from nasforge)."""
-    with open(require_data("nb201/nb201_12ep.csv"), newline="") as handle:
-        cells = [row["cellstr"] for row in csv.DictReader(handle)]
-    with gzip.open(require_data("hardware/nb201_hw_nas_bench_360.csv.gz"), "rt") as handle:
-        rows = list(csv.DictReader(handle))
-    measured = {int(r["arch_idx"]): float(r["lat_ms_pi5_onnx_cifar100"]) for r in rows}
-    return {cell: measured[int(r["rep_arch_idx"])] for cell, r in zip(cells, rows, strict=True)}
 
 
 def trials_of(store: str, name: str) -> list[dict]:

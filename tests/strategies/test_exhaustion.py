@@ -6,10 +6,7 @@ them), not nasforge's canonical form, so the check does not rest on the code und
 
 from __future__ import annotations
 
-import csv
-import gzip
-
-from tests.conftest import require_data
+from tests.nb201_hardware_csv import class_by_cell, pi5_latency_by_cell
 
 from nasforge.core import Result
 from nasforge.spaces.nb201 import NB201Space
@@ -19,21 +16,8 @@ from nasforge.strategies.random import RandomSearch
 SPACE = NB201Space()
 
 
-def benchmark_classes() -> tuple[dict[str, int], dict[str, float]]:
-    """Cell string -> the benchmark's isomorphism class and Pi 5 ONNX latency, from its files."""
-    with open(require_data("nb201/nb201_12ep.csv"), newline="") as handle:
-        cells = [row["cellstr"] for row in csv.DictReader(handle)]
-    with gzip.open(require_data("hardware/nb201_hw_nas_bench_360.csv.gz"), "rt") as handle:
-        rows = list(csv.DictReader(handle))
-    classes = {cell: int(r["rep_arch_idx"]) for cell, r in zip(cells, rows, strict=True)}
-    latency = {
-        cell: float(r["lat_ms_pi5_onnx_cifar100"]) for cell, r in zip(cells, rows, strict=True)
-    }
-    return classes, latency
-
-
 def test_random_search_proposes_every_class_once_then_repeats() -> None:
-    classes, _ = benchmark_classes()
+    classes = class_by_cell()
     total = len(set(classes.values()))
     assert total == 6466  # the published count of NB201's unique architectures
     strategy = RandomSearch(SPACE, seed=5)
@@ -44,7 +28,7 @@ def test_random_search_proposes_every_class_once_then_repeats() -> None:
 
 
 def test_a_constrained_evolution_exhausts_exactly_the_feasible_classes() -> None:
-    classes, latency = benchmark_classes()
+    classes, latency = class_by_cell(), pi5_latency_by_cell()
     limit = 1.5
     feasible = {classes[cell] for cell, ms in latency.items() if ms <= limit}
     assert 50 < len(feasible) < 1000  # a tight limit: mutations of a parent rarely meet it

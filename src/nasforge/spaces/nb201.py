@@ -105,22 +105,21 @@ def _all_cells() -> Iterator[NB201Arch]:
 
 
 @functools.cache
-def _representatives() -> dict[str, NB201Arch]:
-    """key -> the cell with the smallest string among those sharing the key (built once)."""
-    best: dict[str, tuple[str, NB201Arch]] = {}
-    for arch in _all_cells():
-        key, text = canonical_key(arch), to_string(arch)
-        if key not in best or text < best[key][0]:
-            best[key] = (text, arch)
-    return {key: arch for key, (_, arch) in best.items()}
+def _key_by_cell() -> dict[NB201Arch, str]:
+    """Every cell -> its `canonical_key` (built once, ~0.1 s): strategies canonicalise each
+    draw, and rebuilding the key string each time made that most of random search's cost."""
+    return {arch: canonical_key(arch) for arch in _all_cells()}
 
 
 @functools.cache
-def _canonical_by_cell() -> dict[NB201Arch, NB201Arch]:
-    """Every cell -> its representative (built once, ~0.1 s): strategies canonicalise each
-    draw, and rebuilding the key string each time made that most of random search's cost."""
-    representatives = _representatives()
-    return {arch: representatives[canonical_key(arch)] for arch in _all_cells()}
+def _representatives() -> dict[str, NB201Arch]:
+    """key -> the cell with the smallest string among those sharing the key (built once)."""
+    best: dict[str, tuple[str, NB201Arch]] = {}
+    for arch, key in _key_by_cell().items():
+        text = to_string(arch)
+        if key not in best or text < best[key][0]:
+            best[key] = (text, arch)
+    return {key: arch for key, (_, arch) in best.items()}
 
 
 def to_string(arch: NB201Arch) -> str:
@@ -343,8 +342,8 @@ class NB201Space(DecisionVectorSpace):
         The benchmark's classes (see ``canonical_key``) leave a few function-equal cells apart, such
         as different all-zero cells; we keep its partition so results line up with its tables.
         """
-        found = _canonical_by_cell().get(arch)
-        return found if found is not None else _representatives()[canonical_key(arch)]
+        key = _key_by_cell().get(arch)
+        return _representatives()[canonical_key(arch) if key is None else key]
 
     def size(self) -> int:
         return len(OPS) ** len(EDGES)
