@@ -82,6 +82,25 @@ def test_search_with_objectives_shows_its_front(tmp_path) -> None:
         on_front = not any((a >= acc and b <= lat) and (a > acc or b < lat) for a, b in values)
         assert on_front == ((acc, lat) in front)
     assert (tmp_path / "f.png").stat().st_size > 10_000
+    # the search printed the same front itself, from its history rather than the store
+    printed = done.stdout.split("Pareto front over", 1)[1].splitlines()[1:]
+    numbers = [int(line.split()[0].lstrip("#")) for line in printed if line.startswith("  #")]
+    assert numbers == [r["trial"] for r in pareto["front"]]
+    assert f"hypervolume {pareto['hypervolume']:.4g}" in done.stdout
+
+
+def test_a_search_not_stored_still_prints_its_front() -> None:
+    done = nasforge(
+        "search", "--estimator", "benchmark", "--strategy", "nsga2", "--objectives", OBJECTIVES,
+        "--budget", "40",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "stored as run" not in done.stdout
+    rows = [line.split() for line in done.stdout.splitlines() if line.startswith("  #")]
+    points = [(float(r[2]), float(r[4])) for r in rows]  # "#N val_acc A LATENCY L cell"
+    assert len(points) >= 3
+    for acc, lat in points:  # no printed point dominates another
+        assert not any(a >= acc and b <= lat and (a, b) != (acc, lat) for a, b in points)
 
 
 @pytest.mark.parametrize(

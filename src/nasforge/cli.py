@@ -549,8 +549,15 @@ def search_config(args: argparse.Namespace) -> RunConfig:
 
 
 def summarise_run(experiment: Any) -> dict[str, Any]:
+    """What ``nasforge search`` prints: the best trial and, for a run with several
+    ``--objectives``, its Pareto front, computed as ``nasforge show`` computes it from the
+    store (a run on a benchmark table is not stored unless asked, and its front is the
+    result the user came for)."""
+    from nasforge.report.show import pareto_summary
+
     history = experiment.history
     best = history.best
+    config = {**experiment.config, "objective": experiment.estimator.objective_name}
     return {
         "run": experiment.name,
         "store": None if experiment.store is None else experiment.store.location,
@@ -564,6 +571,7 @@ def summarise_run(experiment: Any) -> dict[str, Any]:
         "best": None
         if best is None
         else {"trial": best.number, "arch": best.arch, **best.result.to_json()},
+        **pareto_summary(config, [t for t in history.trials if t.ok]),
     }
 
 
@@ -588,6 +596,10 @@ def print_summary(summary: dict[str, Any]) -> None:
                 continue
             label = f"{key} (report only)" if key in best["report"] else key
             print(f"  {label}: {format_number(value)}")
+    if "pareto" in summary:
+        from nasforge.report.show import describe_pareto
+
+        print("\n".join(line[2:] for line in describe_pareto(summary["pareto"])))
     if summary["store"]:
         print(
             f"stored as run {summary['run']!r} in {summary['store']} "

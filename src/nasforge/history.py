@@ -59,6 +59,12 @@ class Trial:
     def ok(self) -> bool:
         return self.result is not None
 
+    @property
+    def fidelity(self) -> float | None:
+        """The fidelity it was asked at, as the store records it (so the report's readers of
+        stored trials read these too)."""
+        return self.candidate.fidelity
+
 
 @dataclass
 class History:
