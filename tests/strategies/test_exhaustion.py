@@ -6,9 +6,13 @@ them), not nasforge's canonical form, so the check does not rest on the code und
 
 from __future__ import annotations
 
+import warnings
+
+import pytest
 from tests.nb201_hardware_csv import class_by_cell, pi5_latency_by_cell
 
 from nasforge.core import Result
+from nasforge.errors import NasforgeWarning
 from nasforge.spaces.nb201 import NB201Space
 from nasforge.strategies.evolution import RegularizedEvolution
 from nasforge.strategies.random import RandomSearch
@@ -44,3 +48,31 @@ def test_a_constrained_evolution_exhausts_exactly_the_feasible_classes() -> None
         strategy.tell(candidate, Result(objective=len(seen) % 7))
     assert sorted(set(seen)) == sorted(feasible)
     assert latency[SPACE.to_string(strategy.ask().arch)] <= limit  # a feasible repeat
+
+
+@pytest.mark.parametrize("strategy_class", [RandomSearch, RegularizedEvolution])
+def test_a_limit_few_cells_meet_repeats_them_instead_of_failing(strategy_class) -> None:
+    """Pi 5 latency <= 1 ms: a handful of NB201's 15,625 cells, so a hundred uniform draws
+    (or mutations) find none of them; once each was proposed the search goes on repeating them
+    (it used to stop with "no feasible architecture", which was false) and says so once."""
+    classes, latency = class_by_cell(), pi5_latency_by_cell()
+    limit = 1.0
+    cells = [cell for cell, ms in latency.items() if ms <= limit]
+    feasible = {classes[cell] for cell in cells}
+    assert 0 < len(cells) < 20 and len(feasible) < 5  # about 1 cell in 3,000
+
+    def constraint(arch) -> bool:
+        return latency[SPACE.to_string(arch)] <= limit
+
+    strategy = strategy_class(SPACE, seed=1, constraint=constraint)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        proposed = []
+        for i in range(3 * len(feasible) + 5):
+            candidate = strategy.ask()
+            proposed.append(SPACE.to_string(candidate.arch))
+            strategy.tell(candidate, Result(objective=float(i % 3)))
+    assert {classes[cell] for cell in proposed} == feasible
+    assert all(latency[cell] <= limit for cell in proposed)
+    said = [str(w.message) for w in caught if issubclass(w.category, NasforgeWarning)]
+    assert len(said) == 1 and f"all {len(feasible)} distinct architectures" in said[0], said

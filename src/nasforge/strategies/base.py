@@ -25,6 +25,7 @@ Contract every strategy keeps:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Protocol, runtime_checkable
 
@@ -32,7 +33,7 @@ import numpy as np
 
 from nasforge.capabilities import FailureAware
 from nasforge.core import Arch, Candidate, Result
-from nasforge.errors import ConfigError
+from nasforge.errors import ConfigError, NasforgeWarning
 from nasforge.spaces.base import SearchSpace
 
 __all__ = [
@@ -70,12 +71,17 @@ class SeenSet:
     def __init__(self, space: SearchSpace):
         self.space = space
         self.keys: set[Arch] = set()
+        #: one architecture per key, in the order first proposed: what a repeat is drawn from
+        self.examples: list[Arch] = []
 
     def __contains__(self, arch: Arch) -> bool:
         return self.space.canonical(arch) in self.keys
 
     def add(self, arch: Arch) -> None:
-        self.keys.add(self.space.canonical(arch))
+        key = self.space.canonical(arch)
+        if key not in self.keys:
+            self.keys.add(key)
+            self.examples.append(arch)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -144,6 +150,8 @@ class SeededStrategy:
                 fallback = arch if fallback is None else fallback
         if fallback is not None:
             return fallback
+        if self._pool == [] and self.seen.examples:  # this call used up the last new class
+            return self._feasible_repeat(draw)
         searched = (
             "among all its architectures"
             if self._pool is not None
@@ -155,11 +163,19 @@ class SeededStrategy:
         )
 
     def _feasible_repeat(self, draw: Callable[[], Arch]) -> Arch:
-        """A feasible architecture, proposed before: what an exhausted space has left."""
+        """A feasible architecture, proposed before: what an exhausted space has left.
+
+        ``draw`` first (the strategy's own preference, e.g. a good parent's mutation), then
+        one of the proposed architectures at random: under a tight constraint ``draw`` and
+        uniform samples may both miss the few feasible cells that exist."""
         for _ in range(self.max_redraws):
             arch = draw()
             if self.feasible(arch):
                 return arch
+        examples = self.seen.examples
+        for i in self.rng.permutation(len(examples)):
+            if self.feasible(examples[int(i)]):
+                return examples[int(i)]
         for _ in range(10 * self.max_redraws):
             arch = self.space.sample(self.rng)
             if self.feasible(arch):
@@ -189,12 +205,26 @@ class SeededStrategy:
             arch = self._pool[-1]
             if arch in self.seen or not self.feasible(arch):
                 self._pool.pop()  # ruled out for good: seen stays seen, feasibility is fixed
+                if not self._pool:
+                    warnings.warn(
+                        _exhausted_message(self.name, len(self.seen), self.constraint is not None),
+                        NasforgeWarning,
+                        stacklevel=2,
+                    )
                 continue
             yield arch
 
     def sample_new(self) -> Arch:
         """A uniformly random feasible architecture not proposed before."""
         return self.propose(lambda: self.space.sample(self.rng))
+
+
+def _exhausted_message(strategy: str, proposed: int, constrained: bool) -> str:
+    which = "that meet the constraints" if constrained else "of the space"
+    return (
+        f"{strategy}: all {proposed:,} distinct architectures {which} were proposed; the rest of "
+        "the budget repeats them"
+    )
 
 
 def _listable(space: SearchSpace) -> bool:
