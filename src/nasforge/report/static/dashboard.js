@@ -123,10 +123,14 @@
     const box = document.getElementById("curve");
     if (box.getAttribute("data-version") === version || box.getAttribute("data-pending") === version) return;
     box.setAttribute("data-pending", version);  // one fetch per version, however often asked
-    const response = await fetch(curveUrl, { cache: "no-store" });
-    if (!response.ok) return;
-    box.innerHTML = await response.text();
-    box.setAttribute("data-version", version);
+    try {
+      const response = await fetch(curveUrl, { cache: "no-store" });
+      if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
+      box.innerHTML = await response.text();
+      box.setAttribute("data-version", version);
+    } finally {
+      box.removeAttribute("data-pending");  // a failed fetch is tried again at the next refresh
+    }
   }
   function setText(id, text) {
     const element = document.getElementById(id);
