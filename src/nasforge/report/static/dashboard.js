@@ -129,7 +129,8 @@
       box.innerHTML = await response.text();
       box.setAttribute("data-version", version);
     } finally {
-      box.removeAttribute("data-pending");  // a failed fetch is tried again at the next refresh
+      // a failed fetch is tried again at the next refresh; a newer version's mark is left alone
+      if (box.getAttribute("data-pending") === version) box.removeAttribute("data-pending");
     }
   }
   function setText(id, text) {
