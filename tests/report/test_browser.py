@@ -107,11 +107,14 @@ def test_dashboard_shows_a_running_search_and_new_trials_arrive_without_reload(b
         stored = stored_trials(store, "live")
         assert numbers == sorted(numbers, reverse=True) and numbers[0] >= shown  # newest first
         assert set(numbers) <= {n for n, *_ in stored}
+
+        def points_on_curve() -> int:
+            return browser.execute_script(
+                "return document.querySelectorAll('#curve g#trial-points use').length"
+            )
+
         # the curve SVG is fetched apart from the counts, so it may lag them by one refresh
-        points = lambda: browser.execute_script(  # noqa: E731
-            "return document.querySelectorAll('#curve g#trial-points use').length"
-        )
-        wait_for(lambda: points() >= shown, 20, f"{shown} or more points on the curve")
+        wait_for(lambda: points_on_curve() >= shown, 20, f"{shown} or more points on the curve")
         assert browser.find_element("id", "status").text == "running"
         shot = tmp_path / "dashboard.png"
         assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
